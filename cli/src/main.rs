@@ -1,1 +1,79 @@
-fn main(){}
+//! `backfill`: replay raw VEX documents into normalized statements and sync
+//! EPSS scores, into an embedded SQLite store or MongoDB.
+
+mod args;
+mod cmd;
+mod logger;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::args::GlobalArgs;
+
+/// Data-parallel batch engine for vulnerability intelligence.
+///
+/// Replays raw VEX documents (CSAF, CycloneDX, OpenVEX) into normalized
+/// statements, deduplicated by document digest, into an embedded SQLite file
+/// (default ./backfill.db) or MongoDB (--store mongodb://...).
+#[derive(Parser, Debug)]
+#[command(
+    name = "backfill",
+    version,
+    rename_all = "kebab-case",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+#[command(rename_all = "kebab-case")]
+enum Command {
+    /// Normalize raw VEX documents from archives into statements.
+    ///
+    /// Documents are evaluated in ascending (retrievedAt, digest) order. A
+    /// digest already in the documents ledger, or seen earlier in the run, is
+    /// skipped unless --force (which replaces the statements of digests from
+    /// earlier runs). The last line on stdout is the summary.
+    Statements(cmd::statements::Args),
+    /// Print the statements about a vulnerability and a product key or purl,
+    /// one JSON object per line.
+    Get(cmd::get::Args),
+    /// List recorded runs: id, command, start, end, status, counters.
+    Runs(cmd::runs::Args),
+}
+
+impl Command {
+    fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Statements(a) => cmd::statements::run(a, global),
+            Command::Get(a) => cmd::get::run(a, global),
+            Command::Runs(a) => cmd::runs::run(a, global),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // clap exits with 2 on a usage error and 0 for --help/--version.
+    let cli = Cli::parse();
+    logger::init(cli.global.verbose, cli.global.quiet);
+    match cli.command.run(&cli.global) {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`backfill get ... | head`) is not an error.
+            if err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("backfill: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,6 +1,75 @@
-//! backfill engine (overview written once the stages exist).
+//! `backfill-engine`: a data-parallel batch engine for vulnerability
+//! intelligence.
+//!
+//! It replays raw VEX documents (CSAF, CycloneDX, OpenVEX) into normalized
+//! statements, and syncs EPSS / CVE-enrichment exports, into a [`Store`]:
+//! an embedded SQLite file by default.
+//!
+//! # Stages and data flow
+//!
+//! ```text
+//!  source ──scan (parallel)──▶ entries ──sort (retrievedAt, digest)──▶ batches
+//!    │                                                                   │
+//!    │   per batch:  store ledger lookup (in order)                      │
+//!    │               parse + normalize  (rayon, order kept)  ◀───────────┘
+//!    │               dedupe by digest   (in order, DigestSet)
+//!    └──────────────▶ store.write_documents (one transaction per batch)
+//! ```
+//!
+//! * [`source`](Archives) memory-maps NDJSON archives and loose documents
+//!   and scans envelopes in parallel into small [`Entry`] records.
+//! * [`parse`](evaluate) decodes one document (base64 or inline JSON),
+//!   verifies its digest, parses it with simd-json and calls the
+//!   [`normalize`] function for its [`Format`]. Stateless: it runs on rayon.
+//! * [`dedupe`](DigestSet) and the store's ledger decide, in order, what is
+//!   new; [`Store`] writes each batch atomically.
+//! * [`run_statements`] drives it all, reports through a [`Progress`]
+//!   callback, and stops cleanly between batches when asked.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::atomic::AtomicBool;
+//! use backfill_engine::{run_statements, NoProgress, RunInfo, SqliteStore, StatementsConfig, StoreOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let archive = dir.path().join("raw.ndjson");
+//! let doc = r#"{"@context":"https://openvex.dev/ns/v0.2.0","statements":[
+//!     {"vulnerability":{"name":"CVE-2023-1"},"products":[{"@id":"pkg:npm/a@1"}],"status":"fixed"}]}"#
+//!     .replace('\n', "");
+//! std::fs::write(&archive, format!(
+//!     r#"{{"providerId":"demo","retrievedAt":"2025-01-01T00:00:00Z","content":{doc}}}"#))?;
+//!
+//! let mut store = SqliteStore::open(dir.path().join("backfill.db"), &StoreOptions::default())?;
+//! let cfg = StatementsConfig { archives: vec![archive], ..Default::default() };
+//! let run = RunInfo { run_id: "example".into(), command: "statements".into(), arguments: vec![] };
+//! let report = run_statements(&cfg, &mut store, &run, &NoProgress, &AtomicBool::new(false))?;
+//! assert_eq!(report.stats.to_string(),
+//!     "Backfill completed: evaluated 1, backfilled 1, claims written 1, skipped 0, failures 0.");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 
+mod dedupe;
+mod error;
 pub mod normalize;
+mod parse;
+mod pipeline;
+mod source;
+mod stats;
+pub mod store;
 
+pub use dedupe::{Digest, DigestSet};
+pub use error::{DocumentFailure, Error, FailureKind, Result};
 pub use normalize::{Claim, Format, Justification, NormalizeError, NormalizedDocument, Status};
+pub use parse::{
+    content_bytes, evaluate, format_instant, parse_instant, DocumentWrite, Envelope, Outcome,
+    Scratch,
+};
+pub use pipeline::{
+    new_run_id, order_entries, run_statements, NoProgress, Progress, RunInfo, StatementsConfig,
+    StatementsReport,
+};
+pub use source::{Archives, Entry, InputFile, InputKind, Limits, LooseFileDefaults};
+pub use stats::StatementStats;
+pub use store::{RunRecord, RunStatus, SqliteStore, Store, StoreOptions, WriteContext};

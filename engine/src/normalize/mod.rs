@@ -56,7 +56,10 @@ impl Format {
     /// OpenVEX by an `@context` under `openvex.dev/ns`, CSAF by a `document`
     /// object carrying `category` or `csaf_version`.
     pub fn detect(doc: &Value) -> Option<Format> {
-        if doc.get_str("bomFormat").is_some_and(|f| f.eq_ignore_ascii_case("cyclonedx")) {
+        if doc
+            .get_str("bomFormat")
+            .is_some_and(|f| f.eq_ignore_ascii_case("cyclonedx"))
+        {
             return Some(Format::CycloneDx);
         }
         if let Some(ctx) = doc.get("@context") {
@@ -145,9 +148,7 @@ impl Justification {
         match self {
             Justification::ComponentNotPresent => "component_not_present",
             Justification::VulnerableCodeNotPresent => "vulnerable_code_not_present",
-            Justification::VulnerableCodeNotInExecutePath => {
-                "vulnerable_code_not_in_execute_path"
-            }
+            Justification::VulnerableCodeNotInExecutePath => "vulnerable_code_not_in_execute_path",
             Justification::VulnerableCodeCannotBeControlledByAdversary => {
                 "vulnerable_code_cannot_be_controlled_by_adversary"
             }
@@ -161,9 +162,7 @@ impl Justification {
         Some(match s {
             "component_not_present" => Justification::ComponentNotPresent,
             "vulnerable_code_not_present" => Justification::VulnerableCodeNotPresent,
-            "vulnerable_code_not_in_execute_path" => {
-                Justification::VulnerableCodeNotInExecutePath
-            }
+            "vulnerable_code_not_in_execute_path" => Justification::VulnerableCodeNotInExecutePath,
             "vulnerable_code_cannot_be_controlled_by_adversary" => {
                 Justification::VulnerableCodeCannotBeControlledByAdversary
             }
@@ -205,7 +204,11 @@ pub struct Claim {
 
 impl Claim {
     /// A claim with the required fields set and everything else empty.
-    pub fn new(vulnerability_id: impl Into<String>, product_key: impl Into<String>, status: Status) -> Claim {
+    pub fn new(
+        vulnerability_id: impl Into<String>,
+        product_key: impl Into<String>,
+        status: Status,
+    ) -> Claim {
         Claim {
             vulnerability_id: vulnerability_id.into(),
             aliases: Vec::new(),
@@ -308,12 +311,17 @@ mod tests {
 
     fn parse(s: &str) -> Value<'static> {
         let mut bytes = s.as_bytes().to_vec();
-        simd_json::to_borrowed_value(&mut bytes).unwrap().into_static()
+        simd_json::to_borrowed_value(&mut bytes)
+            .unwrap()
+            .into_static()
     }
 
     #[test]
     fn detects_each_format() {
-        assert_eq!(Format::detect(&parse(r#"{"bomFormat":"CycloneDX"}"#)), Some(Format::CycloneDx));
+        assert_eq!(
+            Format::detect(&parse(r#"{"bomFormat":"CycloneDX"}"#)),
+            Some(Format::CycloneDx)
+        );
         assert_eq!(
             Format::detect(&parse(r#"{"@context":"https://openvex.dev/ns/v0.2.0"}"#)),
             Some(Format::OpenVex)
@@ -323,7 +331,10 @@ mod tests {
             Some(Format::Csaf)
         );
         assert_eq!(Format::detect(&parse("{}")), None);
-        assert_eq!(Format::detect(&parse(r#"{"@context":"https://schema.org"}"#)), None);
+        assert_eq!(
+            Format::detect(&parse(r#"{"@context":"https://schema.org"}"#)),
+            None
+        );
     }
 
     #[test]
@@ -348,7 +359,9 @@ mod tests {
         let mut failed = Vec::new();
         for format in [Format::Csaf, Format::CycloneDx, Format::OpenVex] {
             let dir = root.join(format.as_str());
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             let mut paths: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
             paths.sort();
             for path in paths {
@@ -359,7 +372,12 @@ mod tests {
                 let mut bytes = std::fs::read(&path).unwrap();
                 let doc = simd_json::to_borrowed_value(&mut bytes)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                assert_eq!(Format::detect(&doc), Some(format), "{}: detected format", path.display());
+                assert_eq!(
+                    Format::detect(&doc),
+                    Some(format),
+                    "{}: detected format",
+                    path.display()
+                );
                 let actual = match normalize(format, &doc) {
                     Ok(d) => serde_json::to_value(&d).unwrap(),
                     Err(e) => serde_json::json!({ "error": e.0 }),
@@ -385,7 +403,11 @@ mod tests {
             }
         }
         assert!(checked > 0, "no golden files under {}", root.display());
-        assert!(failed.is_empty(), "golden mismatches:\n{}", failed.join("\n\n"));
+        assert!(
+            failed.is_empty(),
+            "golden mismatches:\n{}",
+            failed.join("\n\n")
+        );
     }
 
     #[test]

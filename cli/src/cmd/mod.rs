@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod get;
+pub mod runs;
+pub mod statements;

@@ -1,0 +1,401 @@
+//! Envelope and document parsing: the stateless per-document stage.
+//!
+//! [`evaluate`] takes one [`Entry`] from the mapped input to an
+//! [`Outcome`]: decode the content (base64 or inline JSON), verify the
+//! declared digest, parse the document with simd-json, detect its format and
+//! normalize it. It holds no state across documents, so the pipeline runs it
+//! on rayon over a batch; per-thread scratch buffers come from `map_init`.
+
+use std::borrow::Cow;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::dedupe::Digest;
+use crate::error::{DocumentFailure, FailureKind};
+use crate::normalize::{self, Claim, Format};
+use crate::source::{self, Archives, Entry, InputKind, Limits};
+
+/// One raw document envelope, as stored in `vex.raw` and in NDJSON
+/// archives. Unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+pub struct Envelope<'a> {
+    /// `sha256:<hex>` of the content bytes; computed when absent.
+    #[serde(borrow, default)]
+    pub digest: Option<Cow<'a, str>>,
+    /// Publisher of the document (`redhat`, `cisco`, ...).
+    #[serde(rename = "providerId", borrow, default)]
+    pub provider_id: Option<Cow<'a, str>>,
+    /// `csaf`, `cyclonedx` or `openvex`; detected when absent.
+    #[serde(borrow, default)]
+    pub format: Option<Cow<'a, str>>,
+    /// Where the document was fetched from.
+    #[serde(rename = "sourceUri", borrow, default)]
+    pub source_uri: Option<Cow<'a, str>>,
+    /// When it was fetched (RFC 3339).
+    #[serde(rename = "retrievedAt", borrow, default)]
+    pub retrieved_at: Option<Cow<'a, str>>,
+    /// Free-form provider metadata, kept verbatim in the ledger.
+    #[serde(borrow, default)]
+    pub metadata: Option<&'a RawValue>,
+    /// Base64 string of the bytes as fetched, or the document inline.
+    #[serde(borrow, default)]
+    pub content: Option<&'a RawValue>,
+}
+
+/// A normalized document ready for the store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocumentWrite {
+    /// Verified digest of the content bytes.
+    pub digest: Digest,
+    /// `providerId` of the envelope.
+    pub provider_id: String,
+    /// Format the document was normalized as.
+    pub format: Format,
+    /// `sourceUri` of the envelope (or the loose file's path).
+    pub source_uri: String,
+    /// `retrievedAt`, Unix microseconds.
+    pub retrieved_at: i64,
+    /// Envelope metadata as JSON text, when present.
+    pub metadata: Option<String>,
+    /// The document's own id.
+    pub document_id: Option<String>,
+    /// The document's revision.
+    pub revision: Option<String>,
+    /// The statements.
+    pub claims: Vec<Claim>,
+}
+
+/// What happened to one evaluated document.
+#[derive(Debug)]
+pub enum Outcome {
+    /// It failed; counted and logged, not recorded.
+    Failed(DocumentFailure),
+    /// Its digest was already processed; verified but not normalized.
+    Known,
+    /// Normalized and ready to write.
+    Ready(Box<DocumentWrite>),
+}
+
+/// Per-thread scratch space, reused across documents.
+pub struct Scratch {
+    buf: Vec<u8>,
+    buffers: simd_json::Buffers,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            buf: Vec::new(),
+            buffers: simd_json::Buffers::new(64 << 10),
+        }
+    }
+}
+
+/// Base64 as found in the wild: standard alphabet, padding optional.
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+fn fail(kind: FailureKind, reason: impl Into<String>) -> DocumentFailure {
+    DocumentFailure::new(kind, reason)
+}
+
+/// Reads an envelope line for the ordering pass: `retrievedAt`, and the
+/// digest (declared, or computed from the content when absent).
+pub fn scan_envelope(line: &[u8], limits: &Limits) -> Result<(i64, Digest, bool), DocumentFailure> {
+    let env = read_envelope(line)?;
+    let at = env
+        .retrieved_at
+        .as_deref()
+        .ok_or_else(|| fail(FailureKind::Envelope, "envelope has no retrievedAt"))?;
+    let at = parse_instant(at).ok_or_else(|| {
+        fail(
+            FailureKind::Envelope,
+            format!("retrievedAt {at:?} is not an RFC 3339 instant"),
+        )
+    })?;
+    match env.digest.as_deref() {
+        Some(d) => {
+            let d = d
+                .parse::<Digest>()
+                .map_err(|e| fail(FailureKind::Envelope, e))?;
+            Ok((at, d, true))
+        }
+        None => {
+            let bytes = content_bytes(env.content, limits)?;
+            Ok((at, Digest::of(&bytes), false))
+        }
+    }
+}
+
+fn read_envelope(line: &[u8]) -> Result<Envelope<'_>, DocumentFailure> {
+    serde_json::from_slice::<Envelope<'_>>(line).map_err(|e| {
+        fail(
+            FailureKind::Envelope,
+            format!("envelope is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// The document bytes of an envelope's `content`: base64-decoded when it is
+/// a string, the raw JSON text when it is an inline object.
+pub fn content_bytes<'a>(
+    content: Option<&'a RawValue>,
+    limits: &Limits,
+) -> Result<Cow<'a, [u8]>, DocumentFailure> {
+    let raw = content.ok_or_else(|| fail(FailureKind::Envelope, "envelope has no content"))?;
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => {
+            let s: Cow<'a, str> = serde_json::from_str(text)
+                .map_err(|e| fail(FailureKind::Envelope, format!("content string: {e}")))?;
+            // Decoded size is at most 3/4 of the text: refuse before
+            // allocating.
+            if s.len() / 4 * 3 > limits.max_document_bytes + 3 {
+                return Err(source::too_big(s.len() / 4 * 3, limits));
+            }
+            let bytes = B64.decode(s.as_bytes()).map_err(|e| {
+                fail(
+                    FailureKind::Json,
+                    format!("content is not valid base64: {e}"),
+                )
+            })?;
+            Ok(Cow::Owned(bytes))
+        }
+        Some(b'{') => {
+            if text.len() > limits.max_document_bytes {
+                return Err(source::too_big(text.len(), limits));
+            }
+            Ok(Cow::Borrowed(text.as_bytes()))
+        }
+        _ => Err(fail(
+            FailureKind::Envelope,
+            "content is neither a base64 string nor a JSON object",
+        )),
+    }
+}
+
+/// Parses `2025-10-19T12:00:00Z` (any RFC 3339 offset), a date-time without
+/// offset (taken as UTC) or a bare date (midnight UTC) into Unix
+/// microseconds.
+pub fn parse_instant(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+/// Formats Unix microseconds as RFC 3339 UTC (`2025-10-19T12:00:00Z`, with
+/// a fraction only when there is one).
+pub fn format_instant(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// Evaluates one entry. `known` says the digest is already processed: the
+/// content is still verified against it, but not parsed or normalized.
+pub fn evaluate(
+    archives: &Archives,
+    entry: &Entry,
+    known: bool,
+    limits: &Limits,
+    scratch: &mut Scratch,
+) -> Outcome {
+    match evaluate_inner(archives, entry, known, limits, scratch) {
+        Ok(Some(doc)) => Outcome::Ready(Box::new(doc)),
+        Ok(None) => Outcome::Known,
+        Err(f) => Outcome::Failed(f),
+    }
+}
+
+fn evaluate_inner(
+    archives: &Archives,
+    entry: &Entry,
+    known: bool,
+    limits: &Limits,
+    scratch: &mut Scratch,
+) -> Result<Option<DocumentWrite>, DocumentFailure> {
+    if let Some(f) = &entry.failure {
+        return Err((**f).clone());
+    }
+    let raw = archives.slice(entry);
+    let file = &archives.files()[entry.file as usize];
+    let (bytes, provider_id, declared_format, source_uri, metadata) = match file.kind {
+        InputKind::Document => {
+            let loose = archives.loose_defaults();
+            (
+                Cow::Borrowed(raw),
+                loose.provider_id.clone(),
+                None,
+                file.path.display().to_string(),
+                None,
+            )
+        }
+        InputKind::Ndjson => {
+            let env = read_envelope(raw)?;
+            let bytes = content_bytes(env.content, limits)?;
+            let format = env.format.as_deref().map(str::to_owned);
+            (
+                bytes,
+                env.provider_id.as_deref().unwrap_or("unknown").to_owned(),
+                format,
+                env.source_uri.as_deref().unwrap_or_default().to_owned(),
+                env.metadata.map(|m| m.get().to_owned()),
+            )
+        }
+    };
+    if entry.digest_declared {
+        let actual = Digest::of(&bytes);
+        if actual != entry.digest {
+            return Err(fail(
+                FailureKind::DigestMismatch,
+                format!(
+                    "digest mismatch: envelope says {}, content hashes to {actual}",
+                    entry.digest
+                ),
+            ));
+        }
+    }
+    if known {
+        return Ok(None);
+    }
+    let declared = match declared_format.as_deref() {
+        None | Some("") => None,
+        Some(name) => Some(Format::from_name(name).ok_or_else(|| {
+            fail(
+                FailureKind::UnknownFormat,
+                format!("unsupported format {name:?}"),
+            )
+        })?),
+    };
+
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    scratch.buf.clear();
+    scratch.buf.extend_from_slice(body);
+    let doc = simd_json::to_borrowed_value_with_buffers(&mut scratch.buf, &mut scratch.buffers)
+        .map_err(|e| {
+            fail(
+                FailureKind::Json,
+                format!("document is not valid JSON: {e}"),
+            )
+        })?;
+    let detected = normalize::Format::detect(&doc);
+    let format = match (declared, detected) {
+        (Some(d), Some(g)) if d != g => {
+            return Err(fail(
+                FailureKind::UnknownFormat,
+                format!("envelope says format {d} but the content is {g}"),
+            ))
+        }
+        (Some(d), _) => d,
+        (None, Some(g)) => g,
+        (None, None) => {
+            return Err(fail(
+                FailureKind::UnknownFormat,
+                "unknown format: not CSAF, CycloneDX or OpenVEX",
+            ))
+        }
+    };
+    let normalized = normalize::normalize(format, &doc)
+        .map_err(|e| fail(FailureKind::Normalize, format!("{format}: {e}")))?;
+    Ok(Some(DocumentWrite {
+        digest: entry.digest,
+        provider_id,
+        format,
+        source_uri,
+        retrieved_at: entry.retrieved_at,
+        metadata,
+        document_id: normalized.document_id,
+        revision: normalized.revision,
+        claims: normalized.claims,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_in_every_accepted_shape() {
+        let z = parse_instant("2025-10-19T12:00:00Z").unwrap();
+        assert_eq!(parse_instant("2025-10-19T14:00:00+02:00"), Some(z));
+        assert_eq!(parse_instant("2025-10-19T12:00:00"), Some(z));
+        assert_eq!(parse_instant("2025-10-19"), Some(z - 12 * 3_600_000_000));
+        assert_eq!(parse_instant("yesterday"), None);
+        assert_eq!(format_instant(z), "2025-10-19T12:00:00Z");
+    }
+
+    #[test]
+    fn content_base64_and_inline() {
+        let limits = Limits::default();
+        let env: Envelope = serde_json::from_str(r#"{"content":"e30="}"#).unwrap();
+        assert_eq!(&*content_bytes(env.content, &limits).unwrap(), b"{}");
+        let env: Envelope = serde_json::from_str(r#"{"content":"e30"}"#).unwrap();
+        assert_eq!(&*content_bytes(env.content, &limits).unwrap(), b"{}");
+        let env: Envelope = serde_json::from_str(r#"{"content":{"a": 1}}"#).unwrap();
+        assert_eq!(
+            &*content_bytes(env.content, &limits).unwrap(),
+            br#"{"a": 1}"#
+        );
+        let env: Envelope = serde_json::from_str(r#"{"content":"%%%"}"#).unwrap();
+        assert_eq!(
+            content_bytes(env.content, &limits).unwrap_err().kind,
+            FailureKind::Json
+        );
+        let env: Envelope = serde_json::from_str(r#"{"content":12}"#).unwrap();
+        assert_eq!(
+            content_bytes(env.content, &limits).unwrap_err().kind,
+            FailureKind::Envelope
+        );
+    }
+
+    #[test]
+    fn content_over_the_limit_is_refused_before_decoding() {
+        let limits = Limits {
+            max_document_bytes: 8,
+            max_line_bytes: 1 << 20,
+        };
+        let env: Envelope = serde_json::from_str(r#"{"content":"e30ge30ge30ge30ge30g"}"#).unwrap();
+        assert_eq!(
+            content_bytes(env.content, &limits).unwrap_err().kind,
+            FailureKind::Limit
+        );
+    }
+
+    #[test]
+    fn scan_computes_missing_digest_and_parses_declared_one() {
+        let limits = Limits::default();
+        let (at, d, declared) = scan_envelope(
+            br#"{"retrievedAt":"2025-01-01T00:00:00Z","content":"e30="}"#,
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(at, parse_instant("2025-01-01").unwrap());
+        assert_eq!(d, Digest::of(b"{}"));
+        assert!(!declared);
+        let line = format!(
+            r#"{{"retrievedAt":"2025-01-01","digest":"{}","content":"e30="}}"#,
+            Digest::of(b"x")
+        );
+        let (_, d, declared) = scan_envelope(line.as_bytes(), &limits).unwrap();
+        assert_eq!(d, Digest::of(b"x"));
+        assert!(declared);
+        assert!(scan_envelope(b"{\"content\":\"e30=\"}", &limits).is_err());
+        assert!(scan_envelope(b"not json", &limits).is_err());
+    }
+}

@@ -1,0 +1,304 @@
+//! The `statements` pipeline: scan, order, then batch by batch: ledger
+//! lookup, parallel parse + normalize, in-order dedupe, one bulk write.
+//!
+//! Results do not depend on thread count or batch size: documents are put
+//! in (`retrievedAt`, `digest`) order before any decision is made, the
+//! parallel stage is a pure function of each document, and every decision
+//! with state (skip, write) is taken in that order on one thread.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rayon::prelude::*;
+
+use crate::dedupe::{Digest, DigestSet};
+use crate::error::{Error, Result};
+use crate::parse::{self, evaluate, Outcome, Scratch};
+use crate::source::{Archives, Entry, Limits, LooseFileDefaults};
+use crate::stats::StatementStats;
+use crate::store::{RunRecord, RunStatus, Store, WriteContext};
+
+/// Everything `backfill statements` needs to know, built once from the
+/// command line.
+#[derive(Clone, Debug)]
+pub struct StatementsConfig {
+    /// Archives, loose documents and directories to read.
+    pub archives: Vec<PathBuf>,
+    /// Documents per batch (one store transaction each).
+    pub batch_size: usize,
+    /// Worker threads for scan, parse and normalize; 0 means one per core.
+    pub threads: usize,
+    /// Re-process digests already in the ledger, replacing their
+    /// statements.
+    pub force: bool,
+    /// Keep only documents retrieved at or after this instant (Unix µs).
+    pub retrieved_since: Option<i64>,
+    /// Evaluate at most this many documents.
+    pub max_documents: Option<u64>,
+    /// Size limits.
+    pub limits: Limits,
+    /// How loose `*.json` files are described.
+    pub loose: LooseFileDefaults,
+}
+
+impl Default for StatementsConfig {
+    fn default() -> StatementsConfig {
+        StatementsConfig {
+            archives: Vec::new(),
+            batch_size: 100,
+            threads: 0,
+            force: false,
+            retrieved_since: None,
+            max_documents: None,
+            limits: Limits::default(),
+            loose: LooseFileDefaults::default(),
+        }
+    }
+}
+
+/// Progress callbacks. The engine never draws; the CLI turns these into a
+/// progress bar. Called from the pipeline's thread, once per batch.
+pub trait Progress: Sync {
+    /// The number of documents to evaluate is known.
+    fn begin(&self, _total: u64) {}
+    /// `n` more documents were evaluated.
+    fn advance(&self, _n: u64) {}
+}
+
+/// A [`Progress`] that does nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// Identity of a run, given by the caller.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    /// Unique run id (see [`new_run_id`]).
+    pub run_id: String,
+    /// Subcommand name.
+    pub command: String,
+    /// Arguments, credentials already redacted.
+    pub arguments: Vec<String>,
+}
+
+/// How a `statements` run ended.
+#[derive(Clone, Debug)]
+pub struct StatementsReport {
+    /// The counters.
+    pub stats: StatementStats,
+    /// True when a stop signal ended the run early.
+    pub stopped: bool,
+    /// The run id.
+    pub run_id: String,
+}
+
+/// A new run id: UTC start time plus random bits, sortable by time.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    let nanos = now.timestamp_subsec_nanos() as u64;
+    let noise = xxhash_rust::xxh3::xxh3_64(
+        &[
+            std::process::id().to_le_bytes(),
+            (nanos as u32).to_le_bytes(),
+        ]
+        .concat(),
+    );
+    format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), noise as u32)
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Runs `backfill statements` into `store`. Checks `stop` between batches:
+/// when set, the current batch is flushed and the run is recorded as
+/// stopped.
+pub fn run_statements(
+    cfg: &StatementsConfig,
+    store: &mut dyn Store,
+    run: &RunInfo,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Result<StatementsReport> {
+    if cfg.batch_size == 0 {
+        return Err(Error::Config("--batch-size must be at least 1".into()));
+    }
+    let mut record = RunRecord {
+        run_id: run.run_id.clone(),
+        command: run.command.clone(),
+        arguments: run.arguments.clone(),
+        started_at: parse::format_instant(now_micros()),
+        ended_at: None,
+        status: RunStatus::Running,
+        counters: serde_json::to_value(StatementStats::default()).unwrap_or_default(),
+        error: None,
+    };
+    store.record_run(&record)?;
+    let mut stats = StatementStats::default();
+    let result = execute(cfg, store, run, progress, stop, &mut stats);
+    record.ended_at = Some(parse::format_instant(now_micros()));
+    record.counters = serde_json::to_value(stats).unwrap_or_default();
+    match result {
+        Ok(stopped) => {
+            record.status = if stopped {
+                RunStatus::Stopped
+            } else {
+                RunStatus::Completed
+            };
+            store.record_run(&record)?;
+            tracing::info!(
+                run_id = %run.run_id,
+                evaluated = stats.evaluated,
+                backfilled = stats.backfilled,
+                claims = stats.claims_written,
+                skipped = stats.skipped,
+                failures = stats.failures,
+                stopped,
+                "Backfill run ended."
+            );
+            Ok(StatementsReport {
+                stats,
+                stopped,
+                run_id: run.run_id.clone(),
+            })
+        }
+        Err(e) => {
+            record.status = RunStatus::Failed;
+            record.error = Some(e.to_string());
+            // Best effort: the store may be what failed.
+            if let Err(e2) = store.record_run(&record) {
+                tracing::warn!(error = %e2, "Could not record the failed run.");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn build_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("backfill-worker-{i}"))
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start {threads} worker threads: {e}")))
+}
+
+/// The batch loop; returns whether it was stopped.
+fn execute(
+    cfg: &StatementsConfig,
+    store: &mut dyn Store,
+    run: &RunInfo,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+    stats: &mut StatementStats,
+) -> Result<bool> {
+    let archives = Archives::open(&cfg.archives, cfg.loose.clone())?;
+    let pool = build_pool(cfg.threads)?;
+    let entries = pool.install(|| order_entries(&archives, cfg));
+    progress.begin(entries.len() as u64);
+    tracing::info!(
+        files = archives.files().len(),
+        bytes = archives.total_bytes(),
+        documents = entries.len(),
+        "Archives scanned."
+    );
+
+    let seen = DigestSet::new();
+    let mut scratch = Scratch::default();
+    let sequential = pool.current_num_threads() == 1;
+    for batch in entries.chunks(cfg.batch_size) {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let candidates: Vec<Digest> = batch
+            .iter()
+            .filter(|e| e.failure.is_none())
+            .map(|e| e.digest)
+            .collect();
+        let ledger = if cfg.force {
+            HashSet::new()
+        } else {
+            store.known_digests(&candidates)?
+        };
+        let known = |e: &Entry| {
+            e.failure.is_none() && (ledger.contains(&e.digest) || seen.contains(&e.digest))
+        };
+        let outcomes: Vec<Outcome> = if sequential {
+            batch
+                .iter()
+                .map(|e| evaluate(&archives, e, known(e), &cfg.limits, &mut scratch))
+                .collect()
+        } else {
+            pool.install(|| {
+                batch
+                    .par_iter()
+                    .map_init(Scratch::default, |s, e| {
+                        evaluate(&archives, e, known(e), &cfg.limits, s)
+                    })
+                    .collect()
+            })
+        };
+
+        let mut writes = Vec::new();
+        let mut batch_stats = StatementStats::default();
+        for (e, outcome) in batch.iter().zip(outcomes) {
+            batch_stats.evaluated += 1;
+            match outcome {
+                Outcome::Failed(f) => {
+                    batch_stats.failures += 1;
+                    // Entries that failed in the scan have no digest yet.
+                    let digest = if e.failure.is_some() {
+                        "unknown".to_owned()
+                    } else {
+                        e.digest.to_string()
+                    };
+                    tracing::warn!(
+                        input = %archives.origin(e),
+                        digest = %digest,
+                        kind = f.kind.as_str(),
+                        reason = %f.reason,
+                        "Document failed."
+                    );
+                }
+                Outcome::Known => batch_stats.skipped += 1,
+                Outcome::Ready(doc) => {
+                    // A digest seen earlier in this batch is a duplicate too.
+                    if seen.insert(doc.digest) {
+                        batch_stats.backfilled += 1;
+                        batch_stats.claims_written += doc.claims.len() as u64;
+                        writes.push(*doc);
+                    } else {
+                        batch_stats.skipped += 1;
+                    }
+                }
+            }
+        }
+        if !writes.is_empty() {
+            let ctx = WriteContext {
+                run_id: &run.run_id,
+                inserted_at: now_micros(),
+                force: cfg.force,
+            };
+            store.write_documents(&writes, &ctx)?;
+        }
+        *stats += batch_stats;
+        progress.advance(batch.len() as u64);
+    }
+    Ok(false)
+}
+
+/// Scans all inputs and returns the entries to evaluate, in evaluation
+/// order, filtered by `--retrieved-since` and capped by `--max-documents`.
+pub fn order_entries(archives: &Archives, cfg: &StatementsConfig) -> Vec<Entry> {
+    let mut entries = archives.scan(&cfg.limits);
+    if let Some(since) = cfg.retrieved_since {
+        // Entries that already failed have no known time; they are kept so
+        // that no bad input goes unreported.
+        entries.retain(|e| e.failure.is_some() || e.retrieved_at >= since);
+    }
+    entries.par_sort_unstable_by_key(|e| e.sort_key());
+    if let Some(max) = cfg.max_documents {
+        entries.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    }
+    entries
+}

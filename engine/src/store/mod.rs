@@ -1,0 +1,245 @@
+//! Stores: where statements, the document ledger, EPSS rows, checkpoints
+//! and run records live.
+//!
+//! The [`Store`] trait is the stateful end of the pipeline: it is called in
+//! order, one batch at a time, from one thread. The embedded default is
+//! [`SqliteStore`] (a single file, no server). [`open`] picks the store from
+//! a URI.
+
+mod sqlite;
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+
+pub use sqlite::SqliteStore;
+
+use crate::dedupe::Digest;
+use crate::error::{Error, Result};
+use crate::normalize::Claim;
+use crate::parse::{format_instant, DocumentWrite};
+
+/// Names of the collections (tables) whose default names carry a dot.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Statements collection, default `vex.statements`.
+    pub statements_collection: String,
+    /// Raw documents collection, default `vex.raw`.
+    pub raw_collection: String,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            statements_collection: "vex.statements".into(),
+            raw_collection: "vex.raw".into(),
+        }
+    }
+}
+
+/// Status of a run record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Still going (or crashed without recording an end).
+    Running,
+    /// Finished.
+    Completed,
+    /// Ended early by a stop signal or time limit; a rerun continues.
+    Stopped,
+    /// Ended by a fatal error.
+    Failed,
+}
+
+impl RunStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    fn from_name(s: &str) -> RunStatus {
+        match s {
+            "completed" => RunStatus::Completed,
+            "stopped" => RunStatus::Stopped,
+            "failed" => RunStatus::Failed,
+            _ => RunStatus::Running,
+        }
+    }
+}
+
+/// One entry of the `runs` collection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    /// Unique id, also stamped on every statement the run writes.
+    pub run_id: String,
+    /// Subcommand (`statements`, `epss`, ...).
+    pub command: String,
+    /// Command-line arguments, credentials redacted.
+    pub arguments: Vec<String>,
+    /// Start, RFC 3339.
+    pub started_at: String,
+    /// End, RFC 3339, once ended.
+    pub ended_at: Option<String>,
+    /// Current status.
+    pub status: RunStatus,
+    /// Counters (the command's stats as JSON).
+    pub counters: Json,
+    /// The fatal error, when it failed.
+    pub error: Option<String>,
+}
+
+/// Per-batch write context.
+#[derive(Clone, Debug)]
+pub struct WriteContext<'a> {
+    /// Run writing the batch.
+    pub run_id: &'a str,
+    /// Insertion time stamped on statements, Unix microseconds.
+    pub inserted_at: i64,
+    /// Replace a digest's existing statements instead of keeping them.
+    pub force: bool,
+}
+
+/// A statement store. Calls come in order from one thread.
+pub trait Store: Send {
+    /// A description for logs and errors, credentials redacted.
+    fn describe(&self) -> String;
+
+    /// Inserts or updates a run record.
+    fn record_run(&mut self, run: &RunRecord) -> Result<()>;
+
+    /// Which of `digests` are in the `documents` ledger.
+    fn known_digests(&mut self, digests: &[Digest]) -> Result<HashSet<Digest>>;
+
+    /// Writes a batch of normalized documents (statements plus ledger
+    /// entries) atomically where the store allows it. Appends are
+    /// idempotent on the unique key; with `force` a digest's earlier
+    /// statements are replaced.
+    fn write_documents(&mut self, docs: &[DocumentWrite], ctx: &WriteContext<'_>) -> Result<()>;
+
+    /// Statements about `vulnerability_id` whose `productKey` or `purl` is
+    /// `product`, as JSON documents in the store's logical shape.
+    fn find_statements(&mut self, vulnerability_id: &str, product: &str) -> Result<Vec<Json>>;
+
+    /// All run records, oldest first.
+    fn runs(&mut self) -> Result<Vec<RunRecord>>;
+
+    /// Number of statements held.
+    fn statement_count(&mut self) -> Result<u64>;
+}
+
+/// Opens the store named by `uri`: `mongodb://` / `mongodb+srv://` select
+/// MongoDB; `sqlite:PATH`, `sqlite://PATH` or a plain path select the
+/// embedded SQLite file.
+pub fn open(uri: &str, opts: &StoreOptions) -> Result<Box<dyn Store>> {
+    if uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://") {
+        return Err(Error::Config(format!(
+            "store {}: the MongoDB store is not available in this build",
+            redact_uri(uri)
+        )));
+    }
+    let path = uri
+        .strip_prefix("sqlite://")
+        .or_else(|| uri.strip_prefix("sqlite:"))
+        .unwrap_or(uri);
+    Ok(Box::new(SqliteStore::open(path, opts)?))
+}
+
+/// Replaces the password (and any `password=`-like query value) in a URI
+/// with `***`, so a URI can be logged.
+pub fn redact_uri(uri: &str) -> String {
+    let Some(scheme_end) = uri.find("://") else {
+        return uri.to_owned();
+    };
+    let rest = &uri[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let mut out = String::with_capacity(uri.len());
+    out.push_str(&uri[..scheme_end + 3]);
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            out.push_str(user);
+            out.push_str(":***");
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    let tail = &rest[authority_end..];
+    // Query parameters that carry secrets.
+    let mut first = true;
+    for (i, part) in tail.split(['?', '&']).enumerate() {
+        if i > 0 {
+            out.push(if first { '?' } else { '&' });
+            first = false;
+        }
+        let lower = part.to_ascii_lowercase();
+        if i > 0
+            && (lower.starts_with("password=")
+                || lower.contains("secret")
+                || lower.contains("token"))
+        {
+            let key = part.split('=').next().unwrap_or_default();
+            out.push_str(key);
+            out.push_str("=***");
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// The logical shape of one statement, as MongoDB holds it and `backfill
+/// get` prints it. `signals.kev`/`signals.epss` are filled from the `epss`
+/// collection when the store has a row for the vulnerability.
+pub fn statement_json(doc: &DocumentWrite, claim: &Claim, ctx: &WriteContext<'_>) -> Json {
+    let seen = format_instant(doc.retrieved_at);
+    json!({
+        "vulnerabilityId": claim.vulnerability_id,
+        "aliases": claim.aliases,
+        "productKey": claim.product_key,
+        "purl": claim.purl,
+        "providerId": doc.provider_id,
+        "status": claim.status.as_str(),
+        "justification": claim.justification.map(|j| j.as_str()),
+        "detail": claim.detail,
+        "action": claim.action,
+        "document": {
+            "digest": doc.digest.to_string(),
+            "format": doc.format.as_str(),
+            "sourceUri": doc.source_uri,
+            "retrievedAt": seen,
+            "documentId": doc.document_id,
+            "revision": doc.revision,
+        },
+        "firstSeen": seen,
+        "lastSeen": seen,
+        "signals": { "severity": claim.severity, "kev": null, "epss": null },
+        "metadata": claim.metadata,
+        "insertedAt": format_instant(ctx.inserted_at),
+        "runId": ctx.run_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_passwords_and_secret_parameters() {
+        assert_eq!(
+            redact_uri("mongodb://admin:hunter2@db:27017/vex?authSource=admin&password=x"),
+            "mongodb://admin:***@db:27017/vex?authSource=admin&password=***"
+        );
+        assert_eq!(redact_uri("mongodb://db:27017"), "mongodb://db:27017");
+        assert_eq!(redact_uri("./backfill.db"), "./backfill.db");
+        assert!(!redact_uri("mongodb+srv://u:p%40ss@c.example.net/").contains("p%40ss"));
+    }
+}

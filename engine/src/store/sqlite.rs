@@ -1,0 +1,381 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Each batch is one transaction, so a crash leaves every batch either fully
+//! written (statements and ledger entries) or not at all. Statements are
+//! plain columns (the unique key and the lookup fields) with the nested
+//! parts (`aliases`, `metadata`, `signals.epss`) as JSON text.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value as Json};
+
+use super::{RunRecord, RunStatus, Store, StoreOptions, WriteContext};
+use crate::dedupe::Digest;
+use crate::error::{Error, Result};
+use crate::parse::{format_instant, DocumentWrite};
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    statements: String,
+}
+
+/// Quotes an identifier for SQL (table names may contain dots).
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file at `path`.
+    pub fn open(path: impl AsRef<Path>, opts: &StoreOptions) -> Result<SqliteStore> {
+        let path = path.as_ref().to_owned();
+        let conn = Connection::open(&path).map_err(|e| err(&path, "open", e))?;
+        let mut store = SqliteStore {
+            conn,
+            path,
+            statements: ident(&opts.statements_collection),
+        };
+        store
+            .init()
+            .map_err(|e| err(&store.path, "create schema", e))?;
+        Ok(store)
+    }
+
+    /// The underlying connection (for tests and tooling).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn init(&mut self) -> rusqlite::Result<()> {
+        // Concurrent writers (sharded runs) wait instead of failing.
+        self.conn.busy_timeout(Duration::from_secs(60))?;
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL + NORMAL: a commit survives a process crash; the final
+        // checkpoint at the end of a run makes it durable on disk.
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn.pragma_update(None, "cache_size", -65536)?;
+        let s = &self.statements;
+        let idx = |suffix: &str| ident(&format!("{}_{suffix}", s.trim_matches('"')));
+        self.conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {s} (
+                id INTEGER PRIMARY KEY,
+                digest TEXT NOT NULL,
+                vulnerability_id TEXT NOT NULL,
+                product_key TEXT NOT NULL,
+                purl TEXT,
+                aliases TEXT NOT NULL,
+                provider_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                justification TEXT,
+                detail TEXT,
+                action TEXT,
+                format TEXT NOT NULL,
+                source_uri TEXT NOT NULL,
+                retrieved_at TEXT NOT NULL,
+                document_id TEXT,
+                revision TEXT,
+                first_seen TEXT NOT NULL,
+                last_seen TEXT NOT NULL,
+                severity TEXT,
+                kev INTEGER,
+                epss TEXT,
+                metadata TEXT NOT NULL,
+                inserted_at TEXT NOT NULL,
+                run_id TEXT NOT NULL,
+                UNIQUE (digest, vulnerability_id, product_key)
+            );
+            CREATE INDEX IF NOT EXISTS {vp} ON {s} (vulnerability_id, product_key);
+            CREATE INDEX IF NOT EXISTS {purl} ON {s} (purl);
+            CREATE TABLE IF NOT EXISTS documents (
+                digest TEXT PRIMARY KEY,
+                format TEXT NOT NULL,
+                provider_id TEXT NOT NULL,
+                source_uri TEXT NOT NULL,
+                retrieved_at TEXT NOT NULL,
+                statements INTEGER NOT NULL,
+                metadata TEXT,
+                run_id TEXT NOT NULL,
+                processed_at TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS epss (
+                cve TEXT PRIMARY KEY,
+                epss_score REAL NOT NULL,
+                percentile REAL,
+                is_known_exploit INTEGER NOT NULL DEFAULT 0,
+                model_version TEXT,
+                score_date TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS checkpoints (
+                data_type TEXT NOT NULL,
+                source TEXT NOT NULL,
+                sequence TEXT,
+                chunk TEXT,
+                offset INTEGER NOT NULL DEFAULT 0,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (data_type, source)
+            );
+            CREATE TABLE IF NOT EXISTS runs (
+                run_id TEXT PRIMARY KEY,
+                command TEXT NOT NULL,
+                arguments TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                ended_at TEXT,
+                status TEXT NOT NULL,
+                counters TEXT NOT NULL,
+                error TEXT
+            );",
+            vp = idx("vuln_product"),
+            purl = idx("purl"),
+        ))
+    }
+
+    fn write_tx(&mut self, docs: &[DocumentWrite], ctx: &WriteContext<'_>) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let s = &self.statements;
+            let mut delete = tx.prepare_cached(&format!("DELETE FROM {s} WHERE digest = ?1"))?;
+            // kev/epss come from the epss table at write time, so statements
+            // are enriched when EPSS was synced first.
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO {s} (digest, vulnerability_id, product_key, purl, aliases,
+                    provider_id, status, justification, detail, action, format, source_uri,
+                    retrieved_at, document_id, revision, first_seen, last_seen, severity,
+                    kev, epss, metadata, inserted_at, run_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                    ?13, ?13, ?16,
+                    (SELECT is_known_exploit FROM epss WHERE cve = ?2),
+                    (SELECT json_object('score', epss_score, 'percentile', percentile,
+                        'date', score_date) FROM epss WHERE cve = ?2),
+                    ?17, ?18, ?19)
+                 ON CONFLICT (digest, vulnerability_id, product_key) DO NOTHING"
+            ))?;
+            let mut ledger = tx.prepare_cached(
+                "INSERT INTO documents (digest, format, provider_id, source_uri, retrieved_at,
+                    statements, metadata, run_id, processed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (digest) DO UPDATE SET format = excluded.format,
+                    provider_id = excluded.provider_id, source_uri = excluded.source_uri,
+                    retrieved_at = excluded.retrieved_at, statements = excluded.statements,
+                    metadata = excluded.metadata, run_id = excluded.run_id,
+                    processed_at = excluded.processed_at",
+            )?;
+            let inserted_at = format_instant(ctx.inserted_at);
+            for doc in docs {
+                let digest = doc.digest.to_string();
+                let retrieved = format_instant(doc.retrieved_at);
+                if ctx.force {
+                    delete.execute([&digest])?;
+                }
+                for c in &doc.claims {
+                    insert.execute(params![
+                        digest,
+                        c.vulnerability_id,
+                        c.product_key,
+                        c.purl,
+                        serde_json::to_string(&c.aliases).unwrap_or_default(),
+                        doc.provider_id,
+                        c.status.as_str(),
+                        c.justification.map(|j| j.as_str()),
+                        c.detail,
+                        c.action,
+                        doc.format.as_str(),
+                        doc.source_uri,
+                        retrieved,
+                        doc.document_id,
+                        doc.revision,
+                        c.severity,
+                        serde_json::to_string(&c.metadata).unwrap_or_default(),
+                        inserted_at,
+                        ctx.run_id,
+                    ])?;
+                }
+                ledger.execute(params![
+                    digest,
+                    doc.format.as_str(),
+                    doc.provider_id,
+                    doc.source_uri,
+                    retrieved,
+                    doc.claims.len() as i64,
+                    doc.metadata,
+                    ctx.run_id,
+                    inserted_at,
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// Runs a WAL checkpoint so everything written is in the main file.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| err(&self.path, "checkpoint", e))
+    }
+}
+
+fn err(path: &Path, context: &str, e: rusqlite::Error) -> Error {
+    Error::Store {
+        store: path.display().to_string(),
+        context: context.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+fn json_text(s: Option<String>) -> Json {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Json::Null)
+}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn record_run(&mut self, run: &RunRecord) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (run_id, command, arguments, started_at, ended_at, status, counters, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (run_id) DO UPDATE SET ended_at = excluded.ended_at,
+                    status = excluded.status, counters = excluded.counters, error = excluded.error",
+                params![
+                    run.run_id,
+                    run.command,
+                    serde_json::to_string(&run.arguments).unwrap_or_default(),
+                    run.started_at,
+                    run.ended_at,
+                    run.status.as_str(),
+                    run.counters.to_string(),
+                    run.error,
+                ],
+            )
+            .map(drop)
+            .map_err(|e| err(&self.path, "record run", e))?;
+        if run.status != RunStatus::Running {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn known_digests(&mut self, digests: &[Digest]) -> Result<HashSet<Digest>> {
+        let mut out = HashSet::new();
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT 1 FROM documents WHERE digest = ?1")
+            .map_err(|e| err(&self.path, "read ledger", e))?;
+        for d in digests {
+            let hit = q
+                .query_row([d.to_string()], |_| Ok(()))
+                .optional()
+                .map_err(|e| err(&self.path, "read ledger", e))?;
+            if hit.is_some() {
+                out.insert(*d);
+            }
+        }
+        Ok(out)
+    }
+
+    fn write_documents(&mut self, docs: &[DocumentWrite], ctx: &WriteContext<'_>) -> Result<()> {
+        self.write_tx(docs, ctx)
+            .map_err(|e| err(&self.path, "write batch", e))
+    }
+
+    fn find_statements(&mut self, vulnerability_id: &str, product: &str) -> Result<Vec<Json>> {
+        let s = &self.statements;
+        let mut q = self
+            .conn
+            .prepare(&format!(
+                "SELECT vulnerability_id, aliases, product_key, purl, provider_id, status,
+                    justification, detail, action, digest, format, source_uri, retrieved_at,
+                    document_id, revision, first_seen, last_seen, severity, kev, epss, metadata,
+                    inserted_at, run_id
+                 FROM {s} WHERE vulnerability_id = ?1 AND product_key = ?2
+                 UNION
+                 SELECT vulnerability_id, aliases, product_key, purl, provider_id, status,
+                    justification, detail, action, digest, format, source_uri, retrieved_at,
+                    document_id, revision, first_seen, last_seen, severity, kev, epss, metadata,
+                    inserted_at, run_id
+                 FROM {s} WHERE purl = ?2 AND vulnerability_id = ?1
+                 ORDER BY retrieved_at, digest, product_key"
+            ))
+            .map_err(|e| err(&self.path, "query statements", e))?;
+        let rows = q
+            .query_map(params![vulnerability_id, product], |r| {
+                let kev: Option<i64> = r.get(18)?;
+                Ok(json!({
+                    "vulnerabilityId": r.get::<_, String>(0)?,
+                    "aliases": json_text(r.get(1)?),
+                    "productKey": r.get::<_, String>(2)?,
+                    "purl": r.get::<_, Option<String>>(3)?,
+                    "providerId": r.get::<_, String>(4)?,
+                    "status": r.get::<_, String>(5)?,
+                    "justification": r.get::<_, Option<String>>(6)?,
+                    "detail": r.get::<_, Option<String>>(7)?,
+                    "action": r.get::<_, Option<String>>(8)?,
+                    "document": {
+                        "digest": r.get::<_, String>(9)?,
+                        "format": r.get::<_, String>(10)?,
+                        "sourceUri": r.get::<_, String>(11)?,
+                        "retrievedAt": r.get::<_, String>(12)?,
+                        "documentId": r.get::<_, Option<String>>(13)?,
+                        "revision": r.get::<_, Option<String>>(14)?,
+                    },
+                    "firstSeen": r.get::<_, String>(15)?,
+                    "lastSeen": r.get::<_, String>(16)?,
+                    "signals": {
+                        "severity": r.get::<_, Option<String>>(17)?,
+                        "kev": kev.map(|k| k != 0),
+                        "epss": json_text(r.get(19)?),
+                    },
+                    "metadata": json_text(r.get(20)?),
+                    "insertedAt": r.get::<_, String>(21)?,
+                    "runId": r.get::<_, String>(22)?,
+                }))
+            })
+            .map_err(|e| err(&self.path, "query statements", e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| err(&self.path, "query statements", e))
+    }
+
+    fn runs(&mut self) -> Result<Vec<RunRecord>> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT run_id, command, arguments, started_at, ended_at, status, counters, error
+                 FROM runs ORDER BY started_at, run_id",
+            )
+            .map_err(|e| err(&self.path, "list runs", e))?;
+        let rows = q
+            .query_map([], |r| {
+                Ok(RunRecord {
+                    run_id: r.get(0)?,
+                    command: r.get(1)?,
+                    arguments: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                    started_at: r.get(3)?,
+                    ended_at: r.get(4)?,
+                    status: RunStatus::from_name(&r.get::<_, String>(5)?),
+                    counters: json_text(r.get(6)?),
+                    error: r.get(7)?,
+                })
+            })
+            .map_err(|e| err(&self.path, "list runs", e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| err(&self.path, "list runs", e))
+    }
+
+    fn statement_count(&mut self) -> Result<u64> {
+        let s = &self.statements;
+        self.conn
+            .query_row(&format!("SELECT count(*) FROM {s}"), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(|e| err(&self.path, "count statements", e))
+    }
+}
