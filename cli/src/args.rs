@@ -23,12 +23,7 @@ pub struct GlobalArgs {
     )]
     pub store: String,
     /// Name of the statements collection (table).
-    #[arg(
-        long,
-        global = true,
-        default_value = "vex.statements",
-        value_name = "NAME"
-    )]
+    #[arg(long, global = true, default_value = "vex.statements", value_name = "NAME")]
     pub statements_collection: String,
     /// Name of the raw documents collection.
     #[arg(long, global = true, default_value = "vex.raw", value_name = "NAME")]
@@ -66,31 +61,21 @@ pub fn byte_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 64MiB)"))?;
+    let n: usize = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 64MiB)"))?;
     let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit {unit:?} (use KiB, MiB or GiB)"
-            ))
-        }
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use KiB, MiB or GiB)")),
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// The command line as recorded in `runs`: anything that looks like a URI
 /// has its credentials replaced by `***`.
 pub fn recorded_arguments() -> Vec<String> {
-    std::env::args()
-        .skip(1)
-        .map(|a| if a.contains("://") { redact_uri(&a) } else { a })
-        .collect()
+    std::env::args().skip(1).map(|a| if a.contains("://") { redact_uri(&a) } else { a }).collect()
 }
 
 /// A flag set by SIGINT or SIGTERM. A second signal while the first is

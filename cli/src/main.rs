@@ -18,12 +18,7 @@ use crate::args::GlobalArgs;
 /// statements, deduplicated by document digest, into an embedded SQLite file
 /// (default ./backfill.db) or MongoDB (--store mongodb://...).
 #[derive(Parser, Debug)]
-#[command(
-    name = "backfill",
-    version,
-    rename_all = "kebab-case",
-    propagate_version = true
-)]
+#[command(name = "backfill", version, rename_all = "kebab-case", propagate_version = true)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,

@@ -104,9 +104,7 @@ pub struct DigestSet {
 
 impl Default for DigestSet {
     fn default() -> DigestSet {
-        DigestSet {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-        }
+        DigestSet { shards: (0..SHARDS).map(|_| Shard::default()).collect() }
     }
 }
 
@@ -125,26 +123,17 @@ impl DigestSet {
     pub fn insert(&self, d: Digest) -> bool {
         // A poisoned shard only means another thread panicked mid-insert;
         // the set itself is still valid.
-        self.shard(&d)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(d)
+        self.shard(&d).lock().unwrap_or_else(|e| e.into_inner()).insert(d)
     }
 
     /// True when `d` is present.
     pub fn contains(&self, d: &Digest) -> bool {
-        self.shard(d)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(d)
+        self.shard(d).lock().unwrap_or_else(|e| e.into_inner()).contains(d)
     }
 
     /// Number of digests held.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
     }
 
     /// True when the set holds nothing.
@@ -162,27 +151,16 @@ mod tests {
     fn digest_round_trips_through_text() {
         let d = Digest::of(b"{}");
         let s = d.to_string();
-        assert_eq!(
-            s,
-            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-        );
+        assert_eq!(s, "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
         assert_eq!(s.parse::<Digest>().unwrap(), d);
-        assert_eq!(
-            s.to_uppercase()
-                .replace("SHA256", "sha256")
-                .parse::<Digest>()
-                .unwrap(),
-            d
-        );
+        assert_eq!(s.to_uppercase().replace("SHA256", "sha256").parse::<Digest>().unwrap(), d);
     }
 
     #[test]
     fn malformed_digests_are_rejected() {
         assert!("md5:abc".parse::<Digest>().is_err());
         assert!("sha256:abc".parse::<Digest>().is_err());
-        assert!(format!("sha256:{}", "g".repeat(64))
-            .parse::<Digest>()
-            .is_err());
+        assert!(format!("sha256:{}", "g".repeat(64)).parse::<Digest>().is_err());
     }
 
     #[test]

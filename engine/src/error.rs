@@ -38,10 +38,7 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }
 
@@ -93,10 +90,7 @@ pub struct DocumentFailure {
 impl DocumentFailure {
     /// Builds a failure of `kind` with `reason`.
     pub fn new(kind: FailureKind, reason: impl Into<String>) -> DocumentFailure {
-        DocumentFailure {
-            kind,
-            reason: reason.into(),
-        }
+        DocumentFailure { kind, reason: reason.into() }
     }
 }
 

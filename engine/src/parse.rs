@@ -88,10 +88,7 @@ pub struct Scratch {
 
 impl Default for Scratch {
     fn default() -> Scratch {
-        Scratch {
-            buf: Vec::new(),
-            buffers: simd_json::Buffers::new(64 << 10),
-        }
+        Scratch { buf: Vec::new(), buffers: simd_json::Buffers::new(64 << 10) }
     }
 }
 
@@ -114,16 +111,11 @@ pub fn scan_envelope(line: &[u8], limits: &Limits) -> Result<(i64, Digest, bool)
         .as_deref()
         .ok_or_else(|| fail(FailureKind::Envelope, "envelope has no retrievedAt"))?;
     let at = parse_instant(at).ok_or_else(|| {
-        fail(
-            FailureKind::Envelope,
-            format!("retrievedAt {at:?} is not an RFC 3339 instant"),
-        )
+        fail(FailureKind::Envelope, format!("retrievedAt {at:?} is not an RFC 3339 instant"))
     })?;
     match env.digest.as_deref() {
         Some(d) => {
-            let d = d
-                .parse::<Digest>()
-                .map_err(|e| fail(FailureKind::Envelope, e))?;
+            let d = d.parse::<Digest>().map_err(|e| fail(FailureKind::Envelope, e))?;
             Ok((at, d, true))
         }
         None => {
@@ -134,12 +126,8 @@ pub fn scan_envelope(line: &[u8], limits: &Limits) -> Result<(i64, Digest, bool)
 }
 
 fn read_envelope(line: &[u8]) -> Result<Envelope<'_>, DocumentFailure> {
-    serde_json::from_slice::<Envelope<'_>>(line).map_err(|e| {
-        fail(
-            FailureKind::Envelope,
-            format!("envelope is not valid JSON: {e}"),
-        )
-    })
+    serde_json::from_slice::<Envelope<'_>>(line)
+        .map_err(|e| fail(FailureKind::Envelope, format!("envelope is not valid JSON: {e}")))
 }
 
 /// The document bytes of an envelope's `content`: base64-decoded when it is
@@ -160,10 +148,7 @@ pub fn content_bytes<'a>(
                 return Err(source::too_big(s.len() / 4 * 3, limits));
             }
             let bytes = B64.decode(s.as_bytes()).map_err(|e| {
-                fail(
-                    FailureKind::Json,
-                    format!("content is not valid base64: {e}"),
-                )
+                fail(FailureKind::Json, format!("content is not valid base64: {e}"))
             })?;
             Ok(Cow::Owned(bytes))
         }
@@ -173,10 +158,9 @@ pub fn content_bytes<'a>(
             }
             Ok(Cow::Borrowed(text.as_bytes()))
         }
-        _ => Err(fail(
-            FailureKind::Envelope,
-            "content is neither a base64 string nor a JSON object",
-        )),
+        _ => {
+            Err(fail(FailureKind::Envelope, "content is neither a base64 string nor a JSON object"))
+        }
     }
 }
 
@@ -277,10 +261,7 @@ fn evaluate_inner(
     let declared = match declared_format.as_deref() {
         None | Some("") => None,
         Some(name) => Some(Format::from_name(name).ok_or_else(|| {
-            fail(
-                FailureKind::UnknownFormat,
-                format!("unsupported format {name:?}"),
-            )
+            fail(FailureKind::UnknownFormat, format!("unsupported format {name:?}"))
         })?),
     };
 
@@ -288,12 +269,7 @@ fn evaluate_inner(
     scratch.buf.clear();
     scratch.buf.extend_from_slice(body);
     let doc = simd_json::to_borrowed_value_with_buffers(&mut scratch.buf, &mut scratch.buffers)
-        .map_err(|e| {
-            fail(
-                FailureKind::Json,
-                format!("document is not valid JSON: {e}"),
-            )
-        })?;
+        .map_err(|e| fail(FailureKind::Json, format!("document is not valid JSON: {e}")))?;
     let detected = normalize::Format::detect(&doc);
     let format = match (declared, detected) {
         (Some(d), Some(g)) if d != g => {
@@ -348,43 +324,26 @@ mod tests {
         let env: Envelope = serde_json::from_str(r#"{"content":"e30"}"#).unwrap();
         assert_eq!(&*content_bytes(env.content, &limits).unwrap(), b"{}");
         let env: Envelope = serde_json::from_str(r#"{"content":{"a": 1}}"#).unwrap();
-        assert_eq!(
-            &*content_bytes(env.content, &limits).unwrap(),
-            br#"{"a": 1}"#
-        );
+        assert_eq!(&*content_bytes(env.content, &limits).unwrap(), br#"{"a": 1}"#);
         let env: Envelope = serde_json::from_str(r#"{"content":"%%%"}"#).unwrap();
-        assert_eq!(
-            content_bytes(env.content, &limits).unwrap_err().kind,
-            FailureKind::Json
-        );
+        assert_eq!(content_bytes(env.content, &limits).unwrap_err().kind, FailureKind::Json);
         let env: Envelope = serde_json::from_str(r#"{"content":12}"#).unwrap();
-        assert_eq!(
-            content_bytes(env.content, &limits).unwrap_err().kind,
-            FailureKind::Envelope
-        );
+        assert_eq!(content_bytes(env.content, &limits).unwrap_err().kind, FailureKind::Envelope);
     }
 
     #[test]
     fn content_over_the_limit_is_refused_before_decoding() {
-        let limits = Limits {
-            max_document_bytes: 8,
-            max_line_bytes: 1 << 20,
-        };
+        let limits = Limits { max_document_bytes: 8, max_line_bytes: 1 << 20 };
         let env: Envelope = serde_json::from_str(r#"{"content":"e30ge30ge30ge30ge30g"}"#).unwrap();
-        assert_eq!(
-            content_bytes(env.content, &limits).unwrap_err().kind,
-            FailureKind::Limit
-        );
+        assert_eq!(content_bytes(env.content, &limits).unwrap_err().kind, FailureKind::Limit);
     }
 
     #[test]
     fn scan_computes_missing_digest_and_parses_declared_one() {
         let limits = Limits::default();
-        let (at, d, declared) = scan_envelope(
-            br#"{"retrievedAt":"2025-01-01T00:00:00Z","content":"e30="}"#,
-            &limits,
-        )
-        .unwrap();
+        let (at, d, declared) =
+            scan_envelope(br#"{"retrievedAt":"2025-01-01T00:00:00Z","content":"e30="}"#, &limits)
+                .unwrap();
         assert_eq!(at, parse_instant("2025-01-01").unwrap());
         assert_eq!(d, Digest::of(b"{}"));
         assert!(!declared);

@@ -98,11 +98,7 @@ pub fn new_run_id() -> String {
     let now = chrono::Utc::now();
     let nanos = now.timestamp_subsec_nanos() as u64;
     let noise = xxhash_rust::xxh3::xxh3_64(
-        &[
-            std::process::id().to_le_bytes(),
-            (nanos as u32).to_le_bytes(),
-        ]
-        .concat(),
+        &[std::process::id().to_le_bytes(), (nanos as u32).to_le_bytes()].concat(),
     );
     format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), noise as u32)
 }
@@ -141,11 +137,7 @@ pub fn run_statements(
     record.counters = serde_json::to_value(stats).unwrap_or_default();
     match result {
         Ok(stopped) => {
-            record.status = if stopped {
-                RunStatus::Stopped
-            } else {
-                RunStatus::Completed
-            };
+            record.status = if stopped { RunStatus::Stopped } else { RunStatus::Completed };
             store.record_run(&record)?;
             tracing::info!(
                 run_id = %run.run_id,
@@ -157,11 +149,7 @@ pub fn run_statements(
                 stopped,
                 "Backfill run ended."
             );
-            Ok(StatementsReport {
-                stats,
-                stopped,
-                run_id: run.run_id.clone(),
-            })
+            Ok(StatementsReport { stats, stopped, run_id: run.run_id.clone() })
         }
         Err(e) => {
             record.status = RunStatus::Failed;
@@ -210,16 +198,9 @@ fn execute(
         if stop.load(Ordering::Relaxed) {
             return Ok(true);
         }
-        let candidates: Vec<Digest> = batch
-            .iter()
-            .filter(|e| e.failure.is_none())
-            .map(|e| e.digest)
-            .collect();
-        let ledger = if cfg.force {
-            HashSet::new()
-        } else {
-            store.known_digests(&candidates)?
-        };
+        let candidates: Vec<Digest> =
+            batch.iter().filter(|e| e.failure.is_none()).map(|e| e.digest).collect();
+        let ledger = if cfg.force { HashSet::new() } else { store.known_digests(&candidates)? };
         let known = |e: &Entry| {
             e.failure.is_none() && (ledger.contains(&e.digest) || seen.contains(&e.digest))
         };
@@ -274,11 +255,8 @@ fn execute(
             }
         }
         if !writes.is_empty() {
-            let ctx = WriteContext {
-                run_id: &run.run_id,
-                inserted_at: now_micros(),
-                force: cfg.force,
-            };
+            let ctx =
+                WriteContext { run_id: &run.run_id, inserted_at: now_micros(), force: cfg.force };
             store.write_documents(&writes, &ctx)?;
         }
         *stats += batch_stats;

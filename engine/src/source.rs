@@ -28,10 +28,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         // 64 MiB documents; a base64 line is 4/3 of that plus the envelope.
-        Limits {
-            max_document_bytes: 64 << 20,
-            max_line_bytes: 96 << 20,
-        }
+        Limits { max_document_bytes: 64 << 20, max_line_bytes: 96 << 20 }
     }
 }
 
@@ -48,10 +45,7 @@ pub struct LooseFileDefaults {
 
 impl Default for LooseFileDefaults {
     fn default() -> Self {
-        LooseFileDefaults {
-            provider_id: "local".into(),
-            retrieved_at: None,
-        }
+        LooseFileDefaults { provider_id: "local".into(), retrieved_at: None }
     }
 }
 
@@ -295,10 +289,7 @@ fn scan_lines(
         if len > limits.max_line_bytes {
             let fail = DocumentFailure::new(
                 FailureKind::Limit,
-                format!(
-                    "line is {len} bytes, over the {} byte line limit",
-                    limits.max_line_bytes
-                ),
+                format!("line is {len} bytes, over the {} byte line limit", limits.max_line_bytes),
             );
             out.push(failed_entry(file, line_no, s, len, fail));
             continue;
@@ -403,21 +394,13 @@ fn open_file(p: &Path, kind: InputKind, explicit: bool) -> Result<InputFile> {
             .map_or(0, |d| d.as_micros() as i64);
         // SAFETY: the map is read-only; the archive must not be truncated
         // while a run reads it, as with any memory-mapped input.
-        let map = if meta.len() == 0 {
-            None
-        } else {
-            Some(unsafe { Mmap::map(&f)? })
-        };
+        let map = if meta.len() == 0 { None } else { Some(unsafe { Mmap::map(&f)? }) };
         Ok((map, mtime))
     });
     match opened {
-        Ok((data, mtime)) => Ok(InputFile {
-            path: p.to_owned(),
-            kind,
-            mtime,
-            data,
-            open_error: None,
-        }),
+        Ok((data, mtime)) => {
+            Ok(InputFile { path: p.to_owned(), kind, mtime, data, open_error: None })
+        }
         // A path the user named must be readable; inside a walked
         // directory, one unreadable file is one failed document.
         Err(e) if explicit => Err(Error::io(p, e)),

@@ -36,9 +36,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 r.command,
                 r.status.as_str(),
                 r.started_at.get(..19).unwrap_or(&r.started_at),
-                r.ended_at
-                    .as_deref()
-                    .map_or("-", |e| e.get(..19).unwrap_or(e)),
+                r.ended_at.as_deref().map_or("-", |e| e.get(..19).unwrap_or(e)),
                 r.counters
             )?;
         }

@@ -56,10 +56,7 @@ impl Format {
     /// OpenVEX by an `@context` under `openvex.dev/ns`, CSAF by a `document`
     /// object carrying `category` or `csaf_version`.
     pub fn detect(doc: &Value) -> Option<Format> {
-        if doc
-            .get_str("bomFormat")
-            .is_some_and(|f| f.eq_ignore_ascii_case("cyclonedx"))
-        {
+        if doc.get_str("bomFormat").is_some_and(|f| f.eq_ignore_ascii_case("cyclonedx")) {
             return Some(Format::CycloneDx);
         }
         if let Some(ctx) = doc.get("@context") {
@@ -311,17 +308,12 @@ mod tests {
 
     fn parse(s: &str) -> Value<'static> {
         let mut bytes = s.as_bytes().to_vec();
-        simd_json::to_borrowed_value(&mut bytes)
-            .unwrap()
-            .into_static()
+        simd_json::to_borrowed_value(&mut bytes).unwrap().into_static()
     }
 
     #[test]
     fn detects_each_format() {
-        assert_eq!(
-            Format::detect(&parse(r#"{"bomFormat":"CycloneDX"}"#)),
-            Some(Format::CycloneDx)
-        );
+        assert_eq!(Format::detect(&parse(r#"{"bomFormat":"CycloneDX"}"#)), Some(Format::CycloneDx));
         assert_eq!(
             Format::detect(&parse(r#"{"@context":"https://openvex.dev/ns/v0.2.0"}"#)),
             Some(Format::OpenVex)
@@ -331,10 +323,7 @@ mod tests {
             Some(Format::Csaf)
         );
         assert_eq!(Format::detect(&parse("{}")), None);
-        assert_eq!(
-            Format::detect(&parse(r#"{"@context":"https://schema.org"}"#)),
-            None
-        );
+        assert_eq!(Format::detect(&parse(r#"{"@context":"https://schema.org"}"#)), None);
     }
 
     #[test]
@@ -403,11 +392,7 @@ mod tests {
             }
         }
         assert!(checked > 0, "no golden files under {}", root.display());
-        assert!(
-            failed.is_empty(),
-            "golden mismatches:\n{}",
-            failed.join("\n\n")
-        );
+        assert!(failed.is_empty(), "golden mismatches:\n{}", failed.join("\n\n"));
     }
 
     #[test]

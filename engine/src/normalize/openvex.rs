@@ -31,9 +31,7 @@ pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
     let mut timed: Vec<(Option<i64>, usize, Claim)> = Vec::new();
     for (pos, st) in statements.iter().enumerate() {
         if !st.is_object() {
-            return Err(NormalizeError(format!(
-                "OpenVEX statement {pos} is not an object"
-            )));
+            return Err(NormalizeError(format!("OpenVEX statement {pos} is not an object")));
         }
         let time = non_empty(st, "timestamp").map(parse_time).or(doc_time);
         let (vuln_id, aliases) = vulnerability(st).ok_or_else(|| {
@@ -42,17 +40,13 @@ pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
         let status_raw = non_empty(st, "status")
             .ok_or_else(|| NormalizeError(format!("OpenVEX statement {pos} has no status")))?;
         let status = Status::from_name(status_raw).ok_or_else(|| {
-            NormalizeError(format!(
-                "OpenVEX statement {pos} has unknown status {status_raw:?}"
-            ))
+            NormalizeError(format!("OpenVEX statement {pos} has unknown status {status_raw:?}"))
         })?;
         let mut template = Claim::new(vuln_id, String::new(), status);
         template.aliases = aliases;
         if let Some(j) = non_empty(st, "justification") {
             template.justification = Justification::from_cisa(j);
-            template
-                .metadata
-                .insert("justification".into(), j.to_owned());
+            template.metadata.insert("justification".into(), j.to_owned());
         }
         template.detail = non_empty(st, "impact_statement")
             .or_else(|| non_empty(st, "status_notes"))
@@ -60,19 +54,12 @@ pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
             .map(str::to_owned);
         template.action = non_empty(st, "action_statement").map(str::to_owned);
         if let Some(sn) = non_empty(st, "status_notes") {
-            template
-                .metadata
-                .insert("statusNotes".into(), sn.to_owned());
+            template.metadata.insert("statusNotes".into(), sn.to_owned());
         }
 
-        let products = st
-            .get_array("products")
-            .map(|a| a.as_slice())
-            .unwrap_or(&[]);
+        let products = st.get_array("products").map(|a| a.as_slice()).unwrap_or(&[]);
         for product in products {
-            add_product(product, &template, None, 0, &mut |c| {
-                timed.push((time, pos, c))
-            })?;
+            add_product(product, &template, None, 0, &mut |c| timed.push((time, pos, c)))?;
         }
     }
     // Stable sort by time (None first), then position is kept by stability.
@@ -97,11 +84,7 @@ fn vulnerability(st: &Value) -> Option<(String, Vec<String>)> {
     let name = non_empty(v, "name").or_else(|| non_empty(v, "@id"))?;
     let mut aliases = Vec::new();
     for a in v.get_array("aliases").map(|a| a.as_slice()).unwrap_or(&[]) {
-        if let Some(a) = a
-            .as_str()
-            .map(str::trim)
-            .filter(|a| !a.is_empty() && *a != name)
-        {
+        if let Some(a) = a.as_str().map(str::trim).filter(|a| !a.is_empty() && *a != name) {
             push_unique(&mut aliases, a);
         }
     }
@@ -124,9 +107,8 @@ fn product_identity(p: &Value) -> Option<(String, Option<String>)> {
     }
     let id = non_empty(p, "@id");
     let ids = p.get("identifiers");
-    let purl = ids
-        .and_then(|i| non_empty(i, "purl"))
-        .or_else(|| id.filter(|s| s.starts_with("pkg:")));
+    let purl =
+        ids.and_then(|i| non_empty(i, "purl")).or_else(|| id.filter(|s| s.starts_with("pkg:")));
     if let Some(purl) = purl {
         return Some((purl.to_owned(), Some(purl.to_owned())));
     }
@@ -158,16 +140,10 @@ fn add_product(
     claim.product_key = key.clone();
     claim.purl = purl;
     if let Some(parent) = parent {
-        claim
-            .metadata
-            .insert("parentProduct".into(), parent.to_owned());
+        claim.metadata.insert("parentProduct".into(), parent.to_owned());
     }
     emit(claim);
-    for sub in p
-        .get_array("subcomponents")
-        .map(|a| a.as_slice())
-        .unwrap_or(&[])
-    {
+    for sub in p.get_array("subcomponents").map(|a| a.as_slice()).unwrap_or(&[]) {
         add_product(sub, template, Some(&key), depth + 1, emit)?;
     }
     Ok(())
@@ -176,9 +152,7 @@ fn add_product(
 /// Statement time as Unix microseconds; an unparseable timestamp sorts as
 /// absent rather than failing the document.
 fn parse_time(s: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_micros())
-        .unwrap_or(i64::MIN)
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_micros()).unwrap_or(i64::MIN)
 }
 
 #[cfg(test)]
@@ -193,10 +167,8 @@ mod tests {
 
     #[test]
     fn legacy_shape_string_vulnerability_and_products() {
-        let d = run(
-            r#"{"@context":"https://openvex.dev/ns","version":"1","statements":[
-            {"vulnerability":"CVE-1","products":["pkg:apk/a@1","nginx"],"status":"fixed"}]}"#,
-        );
+        let d = run(r#"{"@context":"https://openvex.dev/ns","version":"1","statements":[
+            {"vulnerability":"CVE-1","products":["pkg:apk/a@1","nginx"],"status":"fixed"}]}"#);
         assert_eq!(d.revision.as_deref(), Some("1"));
         assert_eq!(d.claims.len(), 2);
         assert_eq!(d.claims[0].purl.as_deref(), Some("pkg:apk/a@1"));
@@ -206,18 +178,13 @@ mod tests {
 
     #[test]
     fn subcomponents_get_their_own_claims() {
-        let d = run(
-            r#"{"statements":[{"vulnerability":{"name":"CVE-1"},"status":"not_affected",
+        let d = run(r#"{"statements":[{"vulnerability":{"name":"CVE-1"},"status":"not_affected",
             "justification":"vulnerable_code_not_in_execute_path",
-            "products":[{"@id":"pkg:oci/img","subcomponents":[{"@id":"pkg:apk/x@1"}]}]}]}"#,
-        );
+            "products":[{"@id":"pkg:oci/img","subcomponents":[{"@id":"pkg:apk/x@1"}]}]}]}"#);
         assert_eq!(d.claims.len(), 2);
         assert_eq!(d.claims[1].product_key, "pkg:apk/x@1");
         assert_eq!(d.claims[1].metadata["parentProduct"], "pkg:oci/img");
-        assert_eq!(
-            d.claims[1].justification,
-            Some(Justification::VulnerableCodeNotInExecutePath)
-        );
+        assert_eq!(d.claims[1].justification, Some(Justification::VulnerableCodeNotInExecutePath));
     }
 
     #[test]
@@ -228,13 +195,7 @@ mod tests {
             {"vulnerability":"CVE-2","products":["p"],"status":"affected"},
             {"vulnerability":"CVE-2","products":["p"],"status":"under_investigation"}]}"#);
         assert_eq!(d.claims.len(), 2);
-        let by = |v: &str| {
-            d.claims
-                .iter()
-                .find(|c| c.vulnerability_id == v)
-                .unwrap()
-                .status
-        };
+        let by = |v: &str| d.claims.iter().find(|c| c.vulnerability_id == v).unwrap().status;
         // The statement dated 2023-01-01 is older than the document-dated one.
         assert_eq!(by("CVE-1"), Status::Fixed);
         assert_eq!(by("CVE-2"), Status::UnderInvestigation);

@@ -144,10 +144,7 @@ pub fn open(uri: &str, opts: &StoreOptions) -> Result<Box<dyn Store>> {
             redact_uri(uri)
         )));
     }
-    let path = uri
-        .strip_prefix("sqlite://")
-        .or_else(|| uri.strip_prefix("sqlite:"))
-        .unwrap_or(uri);
+    let path = uri.strip_prefix("sqlite://").or_else(|| uri.strip_prefix("sqlite:")).unwrap_or(uri);
     Ok(Box::new(SqliteStore::open(path, opts)?))
 }
 

@@ -34,14 +34,8 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>, opts: &StoreOptions) -> Result<SqliteStore> {
         let path = path.as_ref().to_owned();
         let conn = Connection::open(&path).map_err(|e| err(&path, "open", e))?;
-        let mut store = SqliteStore {
-            conn,
-            path,
-            statements: ident(&opts.statements_collection),
-        };
-        store
-            .init()
-            .map_err(|e| err(&store.path, "create schema", e))?;
+        let mut store = SqliteStore { conn, path, statements: ident(&opts.statements_collection) };
+        store.init().map_err(|e| err(&store.path, "create schema", e))?;
         Ok(store)
     }
 
@@ -228,8 +222,7 @@ fn err(path: &Path, context: &str, e: rusqlite::Error) -> Error {
 }
 
 fn json_text(s: Option<String>) -> Json {
-    s.and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Json::Null)
+    s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Json::Null)
 }
 
 impl Store for SqliteStore {
@@ -282,8 +275,7 @@ impl Store for SqliteStore {
     }
 
     fn write_documents(&mut self, docs: &[DocumentWrite], ctx: &WriteContext<'_>) -> Result<()> {
-        self.write_tx(docs, ctx)
-            .map_err(|e| err(&self.path, "write batch", e))
+        self.write_tx(docs, ctx).map_err(|e| err(&self.path, "write batch", e))
     }
 
     fn find_statements(&mut self, vulnerability_id: &str, product: &str) -> Result<Vec<Json>> {
@@ -365,16 +357,13 @@ impl Store for SqliteStore {
                 })
             })
             .map_err(|e| err(&self.path, "list runs", e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| err(&self.path, "list runs", e))
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| err(&self.path, "list runs", e))
     }
 
     fn statement_count(&mut self) -> Result<u64> {
         let s = &self.statements;
         self.conn
-            .query_row(&format!("SELECT count(*) FROM {s}"), [], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(&format!("SELECT count(*) FROM {s}"), [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(|e| err(&self.path, "count statements", e))
     }
