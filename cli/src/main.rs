@@ -41,6 +41,9 @@ enum Command {
     Get(cmd::get::Args),
     /// List recorded runs: id, command, start, end, status, counters.
     Runs(cmd::runs::Args),
+    /// Print a whole collection (statements or the documents ledger) as JSON
+    /// lines in key order.
+    Export(cmd::export::Args),
 }
 
 impl Command {
@@ -49,6 +52,7 @@ impl Command {
             Command::Statements(a) => cmd::statements::run(a, global),
             Command::Get(a) => cmd::get::run(a, global),
             Command::Runs(a) => cmd::runs::run(a, global),
+            Command::Export(a) => cmd::export::run(a, global),
         }
     }
 }

@@ -1,1 +1,14 @@
+//! Integration tests: drive the built `backfill` binary on real files in a
+//! temporary directory.
 
+// Workdir, envelope builders, summary parsing.
+mod util;
+
+// `backfill statements`: counters, rerun, --force, filters, invariance.
+mod statements;
+
+// The public sample documents in ../shared/samples, read in place.
+mod samples;
+
+// get, runs, export, exit codes.
+mod commands;

@@ -72,4 +72,4 @@ pub use pipeline::{
 };
 pub use source::{Archives, Entry, InputFile, InputKind, Limits, LooseFileDefaults};
 pub use stats::StatementStats;
-pub use store::{RunRecord, RunStatus, SqliteStore, Store, StoreOptions, WriteContext};
+pub use store::{Export, RunRecord, RunStatus, SqliteStore, Store, StoreOptions, WriteContext};

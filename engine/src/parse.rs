@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::dedupe::Digest;
 use crate::error::{DocumentFailure, FailureKind};
-use crate::normalize::{self, Claim, Format};
+use crate::normalize::{self, Claim, Format, NormalizedDocument};
 use crate::source::{self, Archives, Entry, InputKind, Limits};
 
 /// One raw document envelope, as stored in `vex.raw` and in NDJSON
@@ -191,6 +191,46 @@ pub fn format_instant(micros: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// Parses document bytes (a leading UTF-8 BOM is tolerated), settles the
+/// format (the declared one, which must agree with the detected one when
+/// both are known) and normalizes it.
+pub fn parse_document(
+    bytes: &[u8],
+    declared_format: Option<&str>,
+    scratch: &mut Scratch,
+) -> Result<(Format, NormalizedDocument), DocumentFailure> {
+    let declared = match declared_format {
+        None | Some("") => None,
+        Some(name) => Some(Format::from_name(name).ok_or_else(|| {
+            fail(FailureKind::UnknownFormat, format!("unsupported format {name:?}"))
+        })?),
+    };
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    scratch.buf.clear();
+    scratch.buf.extend_from_slice(body);
+    let doc = simd_json::to_borrowed_value_with_buffers(&mut scratch.buf, &mut scratch.buffers)
+        .map_err(|e| fail(FailureKind::Json, format!("document is not valid JSON: {e}")))?;
+    let format = match (declared, Format::detect(&doc)) {
+        (Some(d), Some(g)) if d != g => {
+            return Err(fail(
+                FailureKind::UnknownFormat,
+                format!("envelope says format {d} but the content is {g}"),
+            ))
+        }
+        (Some(d), _) => d,
+        (None, Some(g)) => g,
+        (None, None) => {
+            return Err(fail(
+                FailureKind::UnknownFormat,
+                "unknown format: not CSAF, CycloneDX or OpenVEX",
+            ))
+        }
+    };
+    let normalized = normalize::normalize(format, &doc)
+        .map_err(|e| fail(FailureKind::Normalize, format!("{format}: {e}")))?;
+    Ok((format, normalized))
+}
+
 /// Evaluates one entry. `known` says the digest is already processed: the
 /// content is still verified against it, but not parsed or normalized.
 pub fn evaluate(
@@ -258,37 +298,7 @@ fn evaluate_inner(
     if known {
         return Ok(None);
     }
-    let declared = match declared_format.as_deref() {
-        None | Some("") => None,
-        Some(name) => Some(Format::from_name(name).ok_or_else(|| {
-            fail(FailureKind::UnknownFormat, format!("unsupported format {name:?}"))
-        })?),
-    };
-
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    scratch.buf.clear();
-    scratch.buf.extend_from_slice(body);
-    let doc = simd_json::to_borrowed_value_with_buffers(&mut scratch.buf, &mut scratch.buffers)
-        .map_err(|e| fail(FailureKind::Json, format!("document is not valid JSON: {e}")))?;
-    let detected = normalize::Format::detect(&doc);
-    let format = match (declared, detected) {
-        (Some(d), Some(g)) if d != g => {
-            return Err(fail(
-                FailureKind::UnknownFormat,
-                format!("envelope says format {d} but the content is {g}"),
-            ))
-        }
-        (Some(d), _) => d,
-        (None, Some(g)) => g,
-        (None, None) => {
-            return Err(fail(
-                FailureKind::UnknownFormat,
-                "unknown format: not CSAF, CycloneDX or OpenVEX",
-            ))
-        }
-    };
-    let normalized = normalize::normalize(format, &doc)
-        .map_err(|e| fail(FailureKind::Normalize, format!("{format}: {e}")))?;
+    let (format, normalized) = parse_document(&bytes, declared_format.as_deref(), scratch)?;
     Ok(Some(DocumentWrite {
         digest: entry.digest,
         provider_id,

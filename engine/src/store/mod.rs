@@ -95,6 +95,15 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+/// A collection that [`Store::export`] can stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Export {
+    /// The statements collection.
+    Statements,
+    /// The `documents` ledger.
+    Documents,
+}
+
 /// Per-batch write context.
 #[derive(Clone, Debug)]
 pub struct WriteContext<'a> {
@@ -126,6 +135,11 @@ pub trait Store: Send {
     /// Statements about `vulnerability_id` whose `productKey` or `purl` is
     /// `product`, as JSON documents in the store's logical shape.
     fn find_statements(&mut self, vulnerability_id: &str, product: &str) -> Result<Vec<Json>>;
+
+    /// Streams a whole collection in its logical shape, in key order
+    /// (statements by digest, vulnerability, product key; the ledger by
+    /// digest).
+    fn export(&mut self, what: Export, each: &mut dyn FnMut(Json) -> Result<()>) -> Result<()>;
 
     /// All run records, oldest first.
     fn runs(&mut self) -> Result<Vec<RunRecord>>;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value as Json};
 
-use super::{RunRecord, RunStatus, Store, StoreOptions, WriteContext};
+use super::{Export, RunRecord, RunStatus, Store, StoreOptions, WriteContext};
 use crate::dedupe::Digest;
 use crate::error::{Error, Result};
 use crate::parse::{format_instant, DocumentWrite};
@@ -221,6 +221,61 @@ fn err(path: &Path, context: &str, e: rusqlite::Error) -> Error {
     }
 }
 
+/// Columns read by [`statement_row`], in its order.
+const STATEMENT_COLUMNS: &str = "vulnerability_id, aliases, product_key, purl, provider_id,
+    status, justification, detail, action, digest, format, source_uri, retrieved_at,
+    document_id, revision, first_seen, last_seen, severity, kev, epss, metadata, inserted_at,
+    run_id";
+
+/// One statement row in the logical (MongoDB) shape.
+fn statement_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Json> {
+    let kev: Option<i64> = r.get(18)?;
+    Ok(json!({
+        "vulnerabilityId": r.get::<_, String>(0)?,
+        "aliases": json_text(r.get(1)?),
+        "productKey": r.get::<_, String>(2)?,
+        "purl": r.get::<_, Option<String>>(3)?,
+        "providerId": r.get::<_, String>(4)?,
+        "status": r.get::<_, String>(5)?,
+        "justification": r.get::<_, Option<String>>(6)?,
+        "detail": r.get::<_, Option<String>>(7)?,
+        "action": r.get::<_, Option<String>>(8)?,
+        "document": {
+            "digest": r.get::<_, String>(9)?,
+            "format": r.get::<_, String>(10)?,
+            "sourceUri": r.get::<_, String>(11)?,
+            "retrievedAt": r.get::<_, String>(12)?,
+            "documentId": r.get::<_, Option<String>>(13)?,
+            "revision": r.get::<_, Option<String>>(14)?,
+        },
+        "firstSeen": r.get::<_, String>(15)?,
+        "lastSeen": r.get::<_, String>(16)?,
+        "signals": {
+            "severity": r.get::<_, Option<String>>(17)?,
+            "kev": kev.map(|k| k != 0),
+            "epss": json_text(r.get(19)?),
+        },
+        "metadata": json_text(r.get(20)?),
+        "insertedAt": r.get::<_, String>(21)?,
+        "runId": r.get::<_, String>(22)?,
+    }))
+}
+
+/// One ledger row in the logical shape.
+fn document_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Json> {
+    Ok(json!({
+        "digest": r.get::<_, String>(0)?,
+        "format": r.get::<_, String>(1)?,
+        "providerId": r.get::<_, String>(2)?,
+        "sourceUri": r.get::<_, String>(3)?,
+        "retrievedAt": r.get::<_, String>(4)?,
+        "statements": r.get::<_, i64>(5)?,
+        "metadata": json_text(r.get(6)?),
+        "runId": r.get::<_, String>(7)?,
+        "processedAt": r.get::<_, String>(8)?,
+    }))
+}
+
 fn json_text(s: Option<String>) -> Json {
     s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Json::Null)
 }
@@ -280,59 +335,41 @@ impl Store for SqliteStore {
 
     fn find_statements(&mut self, vulnerability_id: &str, product: &str) -> Result<Vec<Json>> {
         let s = &self.statements;
-        let mut q = self
-            .conn
-            .prepare(&format!(
-                "SELECT vulnerability_id, aliases, product_key, purl, provider_id, status,
-                    justification, detail, action, digest, format, source_uri, retrieved_at,
-                    document_id, revision, first_seen, last_seen, severity, kev, epss, metadata,
-                    inserted_at, run_id
-                 FROM {s} WHERE vulnerability_id = ?1 AND product_key = ?2
-                 UNION
-                 SELECT vulnerability_id, aliases, product_key, purl, provider_id, status,
-                    justification, detail, action, digest, format, source_uri, retrieved_at,
-                    document_id, revision, first_seen, last_seen, severity, kev, epss, metadata,
-                    inserted_at, run_id
-                 FROM {s} WHERE purl = ?2 AND vulnerability_id = ?1
-                 ORDER BY retrieved_at, digest, product_key"
-            ))
-            .map_err(|e| err(&self.path, "query statements", e))?;
+        let sql = format!(
+            "SELECT {STATEMENT_COLUMNS} FROM {s} WHERE vulnerability_id = ?1 AND product_key = ?2
+             UNION
+             SELECT {STATEMENT_COLUMNS} FROM {s} WHERE purl = ?2 AND vulnerability_id = ?1
+             ORDER BY 13, 10, 3"
+        );
+        let mut q = self.conn.prepare(&sql).map_err(|e| err(&self.path, "query statements", e))?;
         let rows = q
-            .query_map(params![vulnerability_id, product], |r| {
-                let kev: Option<i64> = r.get(18)?;
-                Ok(json!({
-                    "vulnerabilityId": r.get::<_, String>(0)?,
-                    "aliases": json_text(r.get(1)?),
-                    "productKey": r.get::<_, String>(2)?,
-                    "purl": r.get::<_, Option<String>>(3)?,
-                    "providerId": r.get::<_, String>(4)?,
-                    "status": r.get::<_, String>(5)?,
-                    "justification": r.get::<_, Option<String>>(6)?,
-                    "detail": r.get::<_, Option<String>>(7)?,
-                    "action": r.get::<_, Option<String>>(8)?,
-                    "document": {
-                        "digest": r.get::<_, String>(9)?,
-                        "format": r.get::<_, String>(10)?,
-                        "sourceUri": r.get::<_, String>(11)?,
-                        "retrievedAt": r.get::<_, String>(12)?,
-                        "documentId": r.get::<_, Option<String>>(13)?,
-                        "revision": r.get::<_, Option<String>>(14)?,
-                    },
-                    "firstSeen": r.get::<_, String>(15)?,
-                    "lastSeen": r.get::<_, String>(16)?,
-                    "signals": {
-                        "severity": r.get::<_, Option<String>>(17)?,
-                        "kev": kev.map(|k| k != 0),
-                        "epss": json_text(r.get(19)?),
-                    },
-                    "metadata": json_text(r.get(20)?),
-                    "insertedAt": r.get::<_, String>(21)?,
-                    "runId": r.get::<_, String>(22)?,
-                }))
-            })
+            .query_map(params![vulnerability_id, product], statement_row)
             .map_err(|e| err(&self.path, "query statements", e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| err(&self.path, "query statements", e))
+    }
+
+    fn export(&mut self, what: Export, each: &mut dyn FnMut(Json) -> Result<()>) -> Result<()> {
+        let s = &self.statements;
+        let sql = match what {
+            Export::Statements => format!(
+                "SELECT {STATEMENT_COLUMNS} FROM {s} ORDER BY digest, vulnerability_id, product_key"
+            ),
+            Export::Documents => "SELECT digest, format, provider_id, source_uri, retrieved_at,
+                    statements, metadata, run_id, processed_at FROM documents ORDER BY digest"
+                .to_owned(),
+        };
+        let mut q = self.conn.prepare(&sql).map_err(|e| err(&self.path, "export", e))?;
+        let mut rows = q.query([]).map_err(|e| err(&self.path, "export", e))?;
+        while let Some(r) = rows.next().map_err(|e| err(&self.path, "export", e))? {
+            let v = match what {
+                Export::Statements => statement_row(r),
+                Export::Documents => document_row(r),
+            }
+            .map_err(|e| err(&self.path, "export", e))?;
+            each(v)?;
+        }
+        Ok(())
     }
 
     fn runs(&mut self) -> Result<Vec<RunRecord>> {

@@ -1,0 +1,215 @@
+//! Test helpers: a temp dir per test, the binary, envelopes, summaries.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value as Json;
+
+/// A temporary directory with a store in it, deleted at the end.
+pub struct Workdir {
+    dir: tempfile::TempDir,
+    /// Store URI passed to every command.
+    pub store: String,
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        let dir = tempfile::Builder::new().prefix("backfill-test-").tempdir().unwrap();
+        let store = dir.path().join("backfill.db").display().to_string();
+        Workdir { dir, store }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// `backfill ARGS --store STORE`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_backfill"));
+        c.args(args).arg("--store").arg(&self.store).env_remove("RUST_LOG");
+        c
+    }
+
+    /// Runs and asserts exit 0.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "backfill {args:?} failed ({:?}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs `backfill statements ARGS` and parses the summary line.
+    pub fn statements(&self, args: &[&str]) -> Summary {
+        let mut all = vec!["statements"];
+        all.extend_from_slice(args);
+        Summary::parse(&self.run(&all))
+    }
+
+    /// `backfill export statements`, minus the fields that differ between
+    /// runs by design (insertedAt, runId).
+    pub fn export(&self) -> Vec<Json> {
+        self.export_raw("statements")
+            .into_iter()
+            .map(|mut v| {
+                let o = v.as_object_mut().unwrap();
+                o.remove("insertedAt");
+                o.remove("runId");
+                v
+            })
+            .collect()
+    }
+
+    /// `backfill export documents`, minus runId and processedAt.
+    pub fn ledger(&self) -> Vec<Json> {
+        self.export_raw("documents")
+            .into_iter()
+            .map(|mut v| {
+                let o = v.as_object_mut().unwrap();
+                o.remove("runId");
+                o.remove("processedAt");
+                v
+            })
+            .collect()
+    }
+
+    pub fn export_raw(&self, what: &str) -> Vec<Json> {
+        json_lines(&self.run(&["export", what]).stdout)
+    }
+}
+
+pub fn json_lines(bytes: &[u8]) -> Vec<Json> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The counters of a `statements` run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub evaluated: u64,
+    pub backfilled: u64,
+    pub claims: u64,
+    pub skipped: u64,
+    pub failures: u64,
+}
+
+impl Summary {
+    pub const fn new(
+        evaluated: u64,
+        backfilled: u64,
+        claims: u64,
+        skipped: u64,
+        failures: u64,
+    ) -> Summary {
+        Summary { evaluated, backfilled, claims, skipped, failures }
+    }
+
+    /// Parses the last stdout line, which must be exactly the runbook's.
+    pub fn parse(out: &Output) -> Summary {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or_default();
+        let nums: Vec<u64> = last
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let s = Summary::new(nums[0], nums[1], nums[2], nums[3], nums[4]);
+        assert_eq!(last, s.line(), "summary line");
+        s
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "Backfill completed: evaluated {}, backfilled {}, claims written {}, skipped {}, failures {}.",
+            self.evaluated, self.backfilled, self.claims, self.skipped, self.failures
+        )
+    }
+}
+
+/// The bundled archive in testdata/.
+pub fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata").join(rel)
+}
+
+/// `../shared/samples` (or `$BACKFILL_SAMPLES`), read in place. `None`,
+/// with a message saying so, when it is absent.
+pub fn samples() -> Option<PathBuf> {
+    let p = std::env::var_os("BACKFILL_SAMPLES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples"));
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: sample folder {} is absent (set BACKFILL_SAMPLES or put shared/ beside the repository)",
+            p.display()
+        );
+        None
+    }
+}
+
+/// One envelope line with base64 content and its digest.
+pub fn envelope(doc: &[u8], retrieved_at: &str, provider: &str, uri: &str) -> String {
+    use base64::Engine as _;
+    serde_json::json!({
+        "digest": sha256(doc),
+        "providerId": provider,
+        "sourceUri": uri,
+        "retrievedAt": retrieved_at,
+        "content": base64::engine::general_purpose::STANDARD.encode(doc),
+    })
+    .to_string()
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(bytes);
+    let mut s = String::from("sha256:");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A small OpenVEX document with `n` statements about distinct
+/// vulnerabilities; `salt` makes documents distinct.
+pub fn openvex_doc(salt: usize, n: usize) -> Vec<u8> {
+    let statements: Vec<Json> = (0..n)
+        .map(|i| {
+            let status = ["affected", "not_affected", "fixed", "under_investigation"][i % 4];
+            serde_json::json!({
+                "vulnerability": {"name": format!("CVE-2024-{:05}", 1000 + i)},
+                "products": [{"@id": format!("pkg:npm/pkg-{salt}@1.{i}.0")}],
+                "status": status,
+                "justification": if i % 4 == 1 { Some("component_not_present") } else { None },
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "@context": "https://openvex.dev/ns/v0.2.0",
+        "@id": format!("https://example.com/vex/{salt}"),
+        "author": "test",
+        "timestamp": "2024-01-01T00:00:00Z",
+        "version": 1,
+        "statements": statements,
+    })
+    .to_string()
+    .into_bytes()
+}
