@@ -1,1 +1,53 @@
+//! Shared inputs for the criterion benches: synthetic archives written by
+//! the engine's own generator into a temporary directory.
 
+use std::path::PathBuf;
+
+use backfill_engine::gen::{RawArchiveGen, RawGenOptions};
+use backfill_engine::Format;
+
+/// A generated raw archive on disk (deleted when dropped).
+pub struct Archive {
+    _dir: tempfile::TempDir,
+    /// Path of the NDJSON file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its line count.
+    pub lines: u64,
+}
+
+/// Writes an archive of `count` documents drawn from `formats`, with no
+/// duplicates or malformed lines unless asked.
+pub fn archive(formats: &[Format], count: u64, dup_ratio: f64, bad_ratio: f64) -> Archive {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("raw.ndjson");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+    let opts = RawGenOptions {
+        count,
+        seed: 42,
+        formats: formats.to_vec(),
+        dup_ratio,
+        bad_ratio,
+        ..RawGenOptions::default()
+    };
+    let report = RawArchiveGen::new(opts).write_to(&mut out).expect("write");
+    drop(out);
+    Archive { _dir: dir, path, bytes: report.bytes, lines: report.lines }
+}
+
+/// Every document of an archive, decoded: (bytes, format) pairs.
+pub fn documents(a: &Archive) -> Vec<Vec<u8>> {
+    let archives = backfill_engine::Archives::open(&[a.path.clone()], Default::default())
+        .expect("open archive");
+    let limits = backfill_engine::Limits::default();
+    archives
+        .scan(&limits)
+        .iter()
+        .filter(|e| e.failure.is_none())
+        .map(|e| {
+            let env = backfill_engine::read_envelope(archives.slice(e)).expect("envelope");
+            backfill_engine::content_bytes(env.content, &limits).expect("content").into_owned()
+        })
+        .collect()
+}

@@ -52,6 +52,7 @@
 
 mod dedupe;
 mod error;
+pub mod gen;
 pub mod normalize;
 mod parse;
 mod pipeline;
@@ -63,8 +64,8 @@ pub use dedupe::{Digest, DigestSet};
 pub use error::{DocumentFailure, Error, FailureKind, Result};
 pub use normalize::{Claim, Format, Justification, NormalizeError, NormalizedDocument, Status};
 pub use parse::{
-    content_bytes, evaluate, format_instant, parse_instant, DocumentWrite, Envelope, Outcome,
-    Scratch,
+    content_bytes, evaluate, format_instant, parse_document, parse_instant, read_envelope,
+    DocumentWrite, Envelope, Outcome, Scratch, MAX_NESTING,
 };
 pub use pipeline::{
     new_run_id, order_entries, run_statements, NoProgress, Progress, RunInfo, StatementsConfig,

@@ -125,7 +125,8 @@ pub fn scan_envelope(line: &[u8], limits: &Limits) -> Result<(i64, Digest, bool)
     }
 }
 
-fn read_envelope(line: &[u8]) -> Result<Envelope<'_>, DocumentFailure> {
+/// Parses one envelope line.
+pub fn read_envelope(line: &[u8]) -> Result<Envelope<'_>, DocumentFailure> {
     serde_json::from_slice::<Envelope<'_>>(line)
         .map_err(|e| fail(FailureKind::Envelope, format!("envelope is not valid JSON: {e}")))
 }
@@ -191,6 +192,46 @@ pub fn format_instant(micros: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// Deepest JSON nesting accepted in a document. Real VEX documents stay
+/// well under 40 (CSAF branch trees are the deepest).
+pub const MAX_NESTING: usize = 512;
+
+/// Returns the depth reached when `json` nests deeper than `max` (arrays
+/// and objects, strings skipped), `None` otherwise. A cheap pass: strings
+/// are skipped with memchr.
+fn nesting_exceeds(json: &[u8], max: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                // Skip to the closing quote, honouring escapes.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &json[i..]) {
+                        Some(k) if json[i + k] == b'\\' => i += k + 2,
+                        Some(k) => {
+                            i += k;
+                            break;
+                        }
+                        None => return None, // unterminated: the parser reports it
+                    }
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(depth);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Parses document bytes (a leading UTF-8 BOM is tolerated), settles the
 /// format (the declared one, which must agree with the detected one when
 /// both are known) and normalizes it.
@@ -206,6 +247,14 @@ pub fn parse_document(
         })?),
     };
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // simd-json (and dropping its value) recurse per level: refuse hostile
+    // nesting before parsing rather than overflow the stack.
+    if let Some(depth) = nesting_exceeds(body, MAX_NESTING) {
+        return Err(fail(
+            FailureKind::Limit,
+            format!("document nests deeper than {MAX_NESTING} levels (at least {depth})"),
+        ));
+    }
     scratch.buf.clear();
     scratch.buf.extend_from_slice(body);
     let doc = simd_json::to_borrowed_value_with_buffers(&mut scratch.buf, &mut scratch.buffers)
@@ -315,6 +364,19 @@ fn evaluate_inner(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_nesting_is_a_limit_failure_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = parse_document(deep.as_bytes(), None, &mut Scratch::default()).unwrap_err();
+        assert_eq!(err.kind, FailureKind::Limit);
+        // Brackets inside strings do not count; escaped quotes do not end
+        // the string.
+        let s = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(5000), "{".repeat(5000));
+        assert_eq!(nesting_exceeds(s.as_bytes(), 2), None);
+        assert_eq!(nesting_exceeds(b"[[[]]]", 2), Some(3));
+        assert_eq!(nesting_exceeds(b"[[]]", 2), None);
+    }
 
     #[test]
     fn instants_in_every_accepted_shape() {

@@ -1,10 +1,1002 @@
-//! Placeholder: replaced by the cyclonedx normalizer.
+//! CycloneDX normalizer: `vulnerabilities[]` of CycloneDX 1.4–1.6, whether
+//! embedded in an SBOM or in a standalone VEX BOM.
+//!
+//! Rules (SPEC "Outputs (stores)", plus the decisions documented here where
+//! the SPEC is silent):
+//!
+//! - A BOM without `vulnerabilities` (or with `null` or `[]`) is a plain SBOM:
+//!   zero claims, not an error. `vulnerabilities` of any other non-array type
+//!   is an error. Everything else is read leniently: a vulnerability without
+//!   an id, an `affects` entry without a `ref`, a version entry with neither
+//!   `version` nor `range` is skipped, never fatal.
+//! - `bom-ref`s are indexed from `metadata.component`, `components[]` and
+//!   `services[]`, following nested `components`/`services` up to
+//!   [`MAX_DEPTH`] levels (deeper is a [`NormalizeError`], so hostile input
+//!   cannot overflow the stack). The first definition of a `bom-ref` wins.
+//! - `affects[].ref` is resolved through that index. A BOM-Link
+//!   (`urn:cdx:<serial>/<version>#<bom-ref>`) is resolved by its fragment
+//!   (as written, then percent-decoded) against the same index; a fragment
+//!   that is itself a purl is used as the purl verbatim (it is *not*
+//!   percent-decoded: `%2B` is part of a canonical purl). productKey = purl,
+//!   else CPE, else the ref exactly as written (a whole BOM-Link stays whole,
+//!   so equal fragments of different BOMs never collapse). The raw ref is
+//!   kept in metadata `ref`.
+//! - Status comes from `analysis.state` (see [`map_state`]). Without an
+//!   analysis or a state the vulnerability has not been analysed: the claim
+//!   is `under_investigation` with metadata `state: "absent"`. The raw state
+//!   is always kept in metadata `state` (it tells `false_positive` from
+//!   `not_affected` and `resolved_with_pedigree` from `resolved`).
+//! - `affects[].versions[]`: when an `affects` entry has usable version
+//!   entries, each becomes its own claim and the ref-level claim is NOT
+//!   emitted (the per-version claims are strictly more specific, and a
+//!   ref-level claim would assert the analysis state for versions the
+//!   document says differ). The key is `<ref key>#version=<v>` or
+//!   `<ref key>#range=<vers range>`: the ref key may be a purl that already
+//!   carries `@version` (or a BOM-Link with its own `#`), so `@` would be
+//!   ambiguous; the version suffix always starts at the last `#`. `purl` stays
+//!   the resolved purl of the ref. The status is the entry's own `status`
+//!   (affected→affected, unaffected→not_affected,
+//!   unknown→under_investigation) even when it contradicts `analysis.state`
+//!   (SPEC: "with its own status"); an entry without a status inherits the
+//!   status from `analysis.state`, and without that too the schema default
+//!   `affected` applies. Analysis detail, action and justification carry over
+//!   to every version claim.
+//! - The CISA `justification` is set only on `not_affected` claims (see
+//!   [`map_justification`] for the table); the source value is always kept in
+//!   metadata `justification`.
+//! - detail = `analysis.detail`, else the vulnerability's `description`,
+//!   else its `detail`. action = `analysis.response[]` joined with ", ", then
+//!   the vulnerability's `recommendation`, then its `workaround`, the
+//!   non-empty parts joined with "; " (all three say what to do about the
+//!   vulnerability); the responses alone are also kept in metadata
+//!   `response`.
+//! - severity: the highest `ratings[].severity` (critical > high > medium >
+//!   low > info > none); if no rating has one of those, the highest
+//!   `ratings[].score` as written; else an `unknown` (or unrecognized)
+//!   severity as written.
+//! - aliases: `references[].id` in order, without repeats and without the
+//!   id itself. A vulnerability without `id` takes its first reference id.
+//! - document_id = `serialNumber`, revision = `version`. Claims are emitted
+//!   in document order (vulnerability, affects, version) and pass through
+//!   [`dedupe_claims`], so a later statement about the same vulnerability and
+//!   key replaces an earlier one.
 
+use std::collections::HashMap;
+
+use simd_json::prelude::*;
 use simd_json::BorrowedValue as Value;
 
-use super::{NormalizeError, NormalizedDocument};
+use super::{
+    dedupe_claims, non_empty, push_unique, scalar_string, Claim, Justification, NormalizeError,
+    NormalizedDocument, Status, MAX_DEPTH,
+};
 
-/// Normalizes one cyclonedx document.
-pub fn normalize(_doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
-    Err(NormalizeError("cyclonedx normalizer not built yet".into()))
+/// What a `bom-ref` points at.
+#[derive(Default)]
+struct Target {
+    purl: Option<String>,
+    cpe: Option<String>,
+    name: Option<String>,
+    version: Option<String>,
+}
+
+type Index<'v> = HashMap<&'v str, Target>;
+
+/// Normalizes one CycloneDX document.
+pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
+    let document_id = non_empty(doc, "serialNumber").map(str::to_owned);
+    let revision = doc.get("version").and_then(scalar_string);
+    let vulnerabilities = match doc.get("vulnerabilities") {
+        None => &[][..],
+        Some(v) if v.is_null() => &[][..],
+        Some(v) => v
+            .as_array()
+            .ok_or_else(|| NormalizeError("CycloneDX vulnerabilities is not an array".into()))?
+            .as_slice(),
+    };
+    let mut claims = Vec::new();
+    if !vulnerabilities.is_empty() {
+        let index = build_index(doc)?;
+        for vuln in vulnerabilities {
+            add_vulnerability(vuln, &index, &mut claims);
+        }
+    }
+    Ok(NormalizedDocument { document_id, revision, claims: dedupe_claims(claims) })
+}
+
+/// Indexes every `bom-ref` of the document's components and services.
+fn build_index<'v>(doc: &'v Value) -> Result<Index<'v>, NormalizeError> {
+    let mut index = Index::new();
+    if let Some(c) = doc.get("metadata").and_then(|m| m.get("component")) {
+        index_node(c, 0, &mut index)?;
+    }
+    for key in ["components", "services"] {
+        for c in array(doc, key) {
+            index_node(c, 0, &mut index)?;
+        }
+    }
+    Ok(index)
+}
+
+fn index_node<'v>(
+    node: &'v Value,
+    depth: usize,
+    index: &mut Index<'v>,
+) -> Result<(), NormalizeError> {
+    if depth > MAX_DEPTH {
+        return Err(NormalizeError(format!("CycloneDX components nested deeper than {MAX_DEPTH}")));
+    }
+    if !node.is_object() {
+        return Ok(());
+    }
+    if let Some(bom_ref) = non_empty(node, "bom-ref") {
+        index.entry(bom_ref).or_insert_with(|| Target {
+            purl: non_empty(node, "purl").map(str::to_owned),
+            cpe: non_empty(node, "cpe").map(str::to_owned),
+            name: non_empty(node, "name").map(str::to_owned),
+            version: node.get("version").and_then(scalar_string).filter(|v| !v.trim().is_empty()),
+        });
+    }
+    for key in ["components", "services"] {
+        for child in array(node, key) {
+            index_node(child, depth + 1, index)?;
+        }
+    }
+    Ok(())
+}
+
+/// The elements of an array field, or nothing when it is absent or not an
+/// array.
+fn array<'v>(v: &'v Value, key: &str) -> &'v [Value<'v>] {
+    v.get_array(key).map(|a| a.as_slice()).unwrap_or(&[])
+}
+
+/// `analysis.state` → status. The six CycloneDX states per SPEC; the four
+/// OpenVEX/CISA status names are accepted too (a lenient reading of a
+/// document written with the wrong vocabulary). Case-insensitive.
+fn map_state(state: &str) -> Option<Status> {
+    Some(match state.to_ascii_lowercase().as_str() {
+        "exploitable" | "affected" => Status::Affected,
+        "not_affected" | "false_positive" => Status::NotAffected,
+        "resolved" | "resolved_with_pedigree" | "fixed" => Status::Fixed,
+        "in_triage" | "under_investigation" => Status::UnderInvestigation,
+        _ => return None,
+    })
+}
+
+/// `affects[].versions[].status` → status (case-insensitive).
+fn map_version_status(status: &str) -> Option<Status> {
+    Some(match status.to_ascii_lowercase().as_str() {
+        "affected" => Status::Affected,
+        "unaffected" => Status::NotAffected,
+        "unknown" => Status::UnderInvestigation,
+        _ => return None,
+    })
+}
+
+/// `analysis.justification` → CISA justification.
+///
+/// CycloneDX has nine values, CISA five, and there is no normative mapping
+/// (tools disagree), so this one follows the definitions:
+///
+/// | CycloneDX                         | CISA                                                |
+/// |-----------------------------------|-----------------------------------------------------|
+/// | `code_not_present`                | `vulnerable_code_not_present`                       |
+/// | `code_not_reachable`              | `vulnerable_code_not_in_execute_path`               |
+/// | `requires_configuration`          | `vulnerable_code_cannot_be_controlled_by_adversary` |
+/// | `requires_dependency`             | `vulnerable_code_cannot_be_controlled_by_adversary` |
+/// | `requires_environment`            | `vulnerable_code_cannot_be_controlled_by_adversary` |
+/// | `protected_by_compiler`           | `inline_mitigations_already_exist`                  |
+/// | `protected_at_runtime`            | `inline_mitigations_already_exist`                  |
+/// | `protected_at_perimeter`          | `inline_mitigations_already_exist`                  |
+/// | `protected_by_mitigating_control` | `inline_mitigations_already_exist`                  |
+///
+/// - `code_not_present` is not `component_not_present`: the BOM names the
+///   component (the `affects` ref is it), only the vulnerable code is gone.
+/// - `requires_*` ("exploitability requires a configuration / dependency /
+///   environment that is not present") say the vulnerable code is in the
+///   component and may well run, but the preconditions an exploit needs are
+///   absent, so an adversary cannot drive it: CISA's
+///   `vulnerable_code_cannot_be_controlled_by_adversary` ("vulnerable code is
+///   used in such a way that an attacker cannot mount any anticipated
+///   attack"). They do not say the code is outside the execute path, and
+///   `requires_dependency` is NOT `component_not_present`: the missing
+///   dependency is some other package the exploit needs, while the
+///   vulnerable component itself is present. This is also the most common
+///   choice among converters we surveyed.
+/// - `protected_*` all say the code is present and reachable but a control
+///   (compiler hardening, runtime protection, perimeter filtering, other
+///   mitigating control) stops exploitation: CISA's
+///   `inline_mitigations_already_exist` ("built-in inline controls or
+///   mitigations prevent an adversary from leveraging the vulnerability").
+///   `protected_at_perimeter` is the loosest fit (the control may sit outside
+///   the product), but it is still a mitigation, not a property of the code.
+///
+/// A CISA value written directly (not schema-valid, but unambiguous) is
+/// accepted as is. Anything else maps to `None`; the source value is always
+/// kept in metadata either way.
+fn map_justification(j: &str) -> Option<Justification> {
+    Some(match j {
+        "code_not_present" => Justification::VulnerableCodeNotPresent,
+        "code_not_reachable" => Justification::VulnerableCodeNotInExecutePath,
+        "requires_configuration" | "requires_dependency" | "requires_environment" => {
+            Justification::VulnerableCodeCannotBeControlledByAdversary
+        }
+        "protected_by_compiler"
+        | "protected_at_runtime"
+        | "protected_at_perimeter"
+        | "protected_by_mitigating_control" => Justification::InlineMitigationsAlreadyExist,
+        other => return Justification::from_cisa(other),
+    })
+}
+
+/// Rank of a CycloneDX severity; `None` for `unknown` and anything
+/// unrecognized.
+fn severity_rank(s: &str) -> Option<(u8, &'static str)> {
+    Some(match s.to_ascii_lowercase().as_str() {
+        "critical" => (6, "critical"),
+        "high" => (5, "high"),
+        "medium" => (4, "medium"),
+        "low" => (3, "low"),
+        "info" => (2, "info"),
+        "none" => (1, "none"),
+        _ => return None,
+    })
+}
+
+/// The vulnerability's severity from `ratings[]` (see module docs).
+fn severity(vuln: &Value) -> Option<String> {
+    let mut best: Option<(u8, &'static str)> = None;
+    let mut best_score: Option<(f64, String)> = None;
+    let mut other: Option<&str> = None;
+    for rating in array(vuln, "ratings") {
+        if let Some(s) = non_empty(rating, "severity") {
+            match severity_rank(s) {
+                Some(r) if best.is_none_or(|b| r.0 > b.0) => best = Some(r),
+                Some(_) => {}
+                None => {
+                    other.get_or_insert(s);
+                }
+            }
+        }
+        if let Some(text) = rating.get("score").and_then(scalar_string) {
+            if let Ok(score) = text.trim().parse::<f64>() {
+                if score.is_finite() && best_score.as_ref().is_none_or(|b| score > b.0) {
+                    best_score = Some((score, text.trim().to_owned()));
+                }
+            }
+        }
+    }
+    best.map(|b| b.1.to_owned()).or(best_score.map(|s| s.1)).or(other.map(str::to_owned))
+}
+
+/// The id and aliases of a vulnerability (see module docs).
+fn identity(vuln: &Value) -> Option<(String, Vec<String>)> {
+    let ref_ids: Vec<&str> =
+        array(vuln, "references").iter().filter_map(|r| non_empty(r, "id")).collect();
+    let id = non_empty(vuln, "id").or_else(|| ref_ids.first().copied())?;
+    let mut aliases = Vec::new();
+    for a in ref_ids.into_iter().filter(|a| *a != id) {
+        push_unique(&mut aliases, a);
+    }
+    Some((id.to_owned(), aliases))
+}
+
+fn add_vulnerability(vuln: &Value, index: &Index<'_>, out: &mut Vec<Claim>) {
+    if !vuln.is_object() {
+        return;
+    }
+    let Some((id, aliases)) = identity(vuln) else {
+        return;
+    };
+    let analysis = vuln.get("analysis").filter(|a| a.is_object());
+    let state = analysis.and_then(|a| non_empty(a, "state"));
+    let state_status = state.and_then(map_state);
+    let justification_raw = analysis.and_then(|a| non_empty(a, "justification"));
+    let justification = justification_raw.and_then(map_justification);
+    let responses: Vec<&str> = analysis
+        .map(|a| array(a, "response"))
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|r| r.as_str().map(str::trim).filter(|r| !r.is_empty()))
+        .collect();
+
+    let mut template = Claim::new(id, String::new(), Status::UnderInvestigation);
+    template.aliases = aliases;
+    template.detail = analysis
+        .and_then(|a| non_empty(a, "detail"))
+        .or_else(|| non_empty(vuln, "description"))
+        .or_else(|| non_empty(vuln, "detail"))
+        .map(str::to_owned);
+    let response = (!responses.is_empty()).then(|| responses.join(", "));
+    let action: Vec<&str> =
+        [response.as_deref(), non_empty(vuln, "recommendation"), non_empty(vuln, "workaround")]
+            .into_iter()
+            .flatten()
+            .collect();
+    template.action = (!action.is_empty()).then(|| action.join("; "));
+    template.severity = severity(vuln);
+    let meta = &mut template.metadata;
+    meta.insert("state".into(), state.unwrap_or("absent").to_owned());
+    if let Some(j) = justification_raw {
+        meta.insert("justification".into(), j.to_owned());
+    }
+    if let Some(r) = response {
+        meta.insert("response".into(), r);
+    }
+    if let Some(source) = vuln.get("source").and_then(|s| non_empty(s, "name")) {
+        meta.insert("source".into(), source.to_owned());
+    }
+
+    let finish = |mut claim: Claim, status: Status| {
+        claim.status = status;
+        claim.justification = justification.filter(|_| status == Status::NotAffected);
+        claim
+    };
+
+    for affect in array(vuln, "affects") {
+        let Some(raw_ref) = non_empty(affect, "ref") else {
+            continue;
+        };
+        let mut base = template.clone();
+        let (key, purl) = resolve(raw_ref, index, &mut base);
+        base.product_key = key;
+        base.purl = purl;
+        base.metadata.insert("ref".into(), raw_ref.to_owned());
+
+        let mut any_version = false;
+        for entry in array(affect, "versions") {
+            let version = entry.get("version").and_then(scalar_string);
+            let version = version.as_deref().map(str::trim).filter(|v| !v.is_empty());
+            let range = non_empty(entry, "range");
+            let suffix = match (version, range) {
+                (Some(v), _) => format!("#version={v}"),
+                (None, Some(r)) => format!("#range={r}"),
+                (None, None) => continue,
+            };
+            any_version = true;
+            let status_raw = non_empty(entry, "status");
+            let status = status_raw
+                .and_then(map_version_status)
+                .or(state_status)
+                .unwrap_or(Status::Affected);
+            let mut claim = base.clone();
+            claim.product_key.push_str(&suffix);
+            if let Some(v) = version {
+                claim.metadata.insert("version".into(), v.to_owned());
+            }
+            if let Some(r) = range {
+                claim.metadata.insert("range".into(), r.to_owned());
+            }
+            if let Some(s) = status_raw {
+                claim.metadata.insert("versionStatus".into(), s.to_owned());
+            }
+            out.push(finish(claim, status));
+        }
+        if !any_version {
+            out.push(finish(base, state_status.unwrap_or(Status::UnderInvestigation)));
+        }
+    }
+}
+
+/// Resolves an `affects[].ref` to (productKey, purl), recording the
+/// component's name and version in the claim's metadata when the ref
+/// resolves to a component of this document.
+fn resolve(raw: &str, index: &Index<'_>, claim: &mut Claim) -> (String, Option<String>) {
+    let is_link = raw.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("urn:cdx:"));
+    // A BOM-Link without a fragment names a whole BOM: nothing to look up.
+    let lookup = if is_link { raw.split_once('#').map(|(_, f)| f.trim()) } else { Some(raw) };
+    let lookup = lookup.filter(|l| !l.is_empty());
+    let target = lookup.and_then(|l| {
+        index.get(l).or_else(|| percent_decode(l).and_then(|d| index.get(d.as_str())))
+    });
+    if let Some(t) = target {
+        if let Some(name) = &t.name {
+            claim.metadata.insert("componentName".into(), name.clone());
+        }
+        if let Some(version) = &t.version {
+            claim.metadata.insert("componentVersion".into(), version.clone());
+        }
+    }
+    let purl = target
+        .and_then(|t| t.purl.clone())
+        .or_else(|| lookup.filter(|l| l.starts_with("pkg:")).map(str::to_owned));
+    let cpe = target
+        .and_then(|t| t.cpe.clone())
+        .or_else(|| lookup.filter(|l| l.starts_with("cpe:")).map(str::to_owned));
+    let key = purl.clone().or(cpe).unwrap_or_else(|| raw.to_owned());
+    (key, purl)
+}
+
+/// Percent-decodes `s`; `None` when it has no escapes or the result is not
+/// UTF-8. Malformed escapes are kept literally.
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return None;
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .and_then(|h| std::str::from_utf8(h).ok());
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn parse_and<T>(json: &str, f: impl FnOnce(&Value) -> T) -> T {
+        let mut b = json.as_bytes().to_vec();
+        let v = simd_json::to_borrowed_value(&mut b).unwrap();
+        f(&v)
+    }
+
+    fn run(json: &str) -> NormalizedDocument {
+        parse_and(json, |v| normalize(v).unwrap())
+    }
+
+    fn run_err(json: &str) -> NormalizeError {
+        parse_and(json, |v| normalize(v).unwrap_err())
+    }
+
+    fn find<'a>(d: &'a NormalizedDocument, vuln: &str, key: &str) -> &'a Claim {
+        d.claims
+            .iter()
+            .find(|c| c.vulnerability_id == vuln && c.product_key == key)
+            .unwrap_or_else(|| panic!("no claim ({vuln}, {key}) in {:#?}", d.claims))
+    }
+
+    /// One vulnerability with the given `analysis` against one component.
+    fn with_analysis(analysis: &str) -> NormalizedDocument {
+        run(&format!(
+            r#"{{"bomFormat":"CycloneDX","components":[{{"bom-ref":"c","purl":"pkg:npm/c@1"}}],
+                "vulnerabilities":[{{"id":"CVE-1",{analysis}"affects":[{{"ref":"c"}}]}}]}}"#
+        ))
+    }
+
+    #[test]
+    fn every_state_maps() {
+        let cases = [
+            ("exploitable", Status::Affected),
+            ("not_affected", Status::NotAffected),
+            ("false_positive", Status::NotAffected),
+            ("resolved", Status::Fixed),
+            ("resolved_with_pedigree", Status::Fixed),
+            ("in_triage", Status::UnderInvestigation),
+            // Lenient extras: OpenVEX names, other case, unknown values.
+            ("affected", Status::Affected),
+            ("Exploitable", Status::Affected),
+            ("no_such_state", Status::UnderInvestigation),
+        ];
+        for (state, want) in cases {
+            let d = with_analysis(&format!(r#""analysis":{{"state":"{state}"}},"#));
+            assert_eq!(d.claims.len(), 1, "{state}");
+            assert_eq!(d.claims[0].status, want, "{state}");
+            assert_eq!(d.claims[0].metadata["state"], state);
+        }
+    }
+
+    #[test]
+    fn absent_analysis_or_state_is_under_investigation() {
+        for analysis in ["", r#""analysis":{"detail":"started"},"#, r#""analysis":"bogus","#] {
+            let d = with_analysis(analysis);
+            assert_eq!(d.claims[0].status, Status::UnderInvestigation, "{analysis}");
+            assert_eq!(d.claims[0].metadata["state"], "absent", "{analysis}");
+        }
+    }
+
+    #[test]
+    fn every_justification_maps() {
+        use Justification::*;
+        let cases = [
+            ("code_not_present", Some(VulnerableCodeNotPresent)),
+            ("code_not_reachable", Some(VulnerableCodeNotInExecutePath)),
+            ("requires_configuration", Some(VulnerableCodeCannotBeControlledByAdversary)),
+            ("requires_dependency", Some(VulnerableCodeCannotBeControlledByAdversary)),
+            ("requires_environment", Some(VulnerableCodeCannotBeControlledByAdversary)),
+            ("protected_by_compiler", Some(InlineMitigationsAlreadyExist)),
+            ("protected_at_runtime", Some(InlineMitigationsAlreadyExist)),
+            ("protected_at_perimeter", Some(InlineMitigationsAlreadyExist)),
+            ("protected_by_mitigating_control", Some(InlineMitigationsAlreadyExist)),
+            ("component_not_present", Some(ComponentNotPresent)),
+            ("inline_mitigations_already_exist", Some(InlineMitigationsAlreadyExist)),
+            ("because", None),
+        ];
+        for (j, want) in cases {
+            let d = with_analysis(&format!(
+                r#""analysis":{{"state":"not_affected","justification":"{j}"}},"#
+            ));
+            assert_eq!(d.claims[0].justification, want, "{j}");
+            assert_eq!(d.claims[0].metadata["justification"], j);
+        }
+    }
+
+    #[test]
+    fn justification_only_on_not_affected_claims() {
+        for state in ["exploitable", "resolved", "in_triage"] {
+            let d = with_analysis(&format!(
+                r#""analysis":{{"state":"{state}","justification":"code_not_present"}},"#
+            ));
+            assert_eq!(d.claims[0].justification, None, "{state}");
+            assert_eq!(d.claims[0].metadata["justification"], "code_not_present");
+        }
+        let d = with_analysis(
+            r#""analysis":{"state":"false_positive","justification":"code_not_present"},"#,
+        );
+        assert_eq!(d.claims[0].justification, Some(Justification::VulnerableCodeNotPresent));
+    }
+
+    #[test]
+    fn bom_refs_resolve_through_metadata_and_nested_components() {
+        let d = run(r#"{"bomFormat":"CycloneDX","serialNumber":"urn:uuid:x","version":4,
+            "metadata":{"component":{"bom-ref":"root","name":"Root","version":"9",
+                "components":[{"bom-ref":"inner","purl":"pkg:npm/inner@1"}]}},
+            "components":[{"bom-ref":"a","purl":"pkg:npm/a@1","components":[
+                {"bom-ref":"b","cpe":"cpe:2.3:a:x:b:1:*:*:*:*:*:*:*","components":[
+                    {"bom-ref":"c","purl":"pkg:npm/c@3"}]}]},
+                {"bom-ref":"a","purl":"pkg:npm/shadowed@1"}],
+            "services":[{"bom-ref":"svc","name":"API","services":[{"bom-ref":"svc2","name":"Inner API"}]}],
+            "vulnerabilities":[{"id":"CVE-1","analysis":{"state":"exploitable"},"affects":[
+                {"ref":"root"},{"ref":"inner"},{"ref":"a"},{"ref":"b"},{"ref":"c"},{"ref":"svc2"},
+                {"ref":"nowhere"},{"ref":"pkg:npm/direct@2"},{"ref":" "},{"ref":7},{}]}]}"#);
+        assert_eq!(d.document_id.as_deref(), Some("urn:uuid:x"));
+        assert_eq!(d.revision.as_deref(), Some("4"));
+        let keys: Vec<_> = d.claims.iter().map(|c| c.product_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "root",
+                "pkg:npm/inner@1",
+                "pkg:npm/a@1",
+                "cpe:2.3:a:x:b:1:*:*:*:*:*:*:*",
+                "pkg:npm/c@3",
+                "svc2",
+                "nowhere",
+                "pkg:npm/direct@2"
+            ]
+        );
+        let root = find(&d, "CVE-1", "root");
+        assert_eq!(root.purl, None);
+        assert_eq!(root.metadata["componentName"], "Root");
+        assert_eq!(root.metadata["componentVersion"], "9");
+        assert_eq!(root.metadata["ref"], "root");
+        assert_eq!(find(&d, "CVE-1", "pkg:npm/c@3").purl.as_deref(), Some("pkg:npm/c@3"));
+        assert_eq!(find(&d, "CVE-1", "cpe:2.3:a:x:b:1:*:*:*:*:*:*:*").purl, None);
+        assert_eq!(find(&d, "CVE-1", "svc2").metadata["componentName"], "Inner API");
+        assert!(!find(&d, "CVE-1", "nowhere").metadata.contains_key("componentName"));
+        assert_eq!(find(&d, "CVE-1", "pkg:npm/direct@2").purl.as_deref(), Some("pkg:npm/direct@2"));
+    }
+
+    #[test]
+    fn bom_links_resolve_by_fragment() {
+        let d = run(r#"{"bomFormat":"CycloneDX","serialNumber":"urn:uuid:s",
+            "components":[{"bom-ref":"comp 1","purl":"pkg:npm/comp@1"}],
+            "vulnerabilities":[{"id":"CVE-1","affects":[
+                {"ref":"urn:cdx:s/1#comp%201"},
+                {"ref":"URN:CDX:other/2#comp 1"},
+                {"ref":"urn:cdx:other/1#pkg:deb/ubuntu/libstdc%2B%2B6@12?arch=amd64"},
+                {"ref":"urn:cdx:one/1#product"},
+                {"ref":"urn:cdx:two/1#product"},
+                {"ref":"urn:cdx:two/1"},
+                {"ref":"urn:cdx:two/1#"}]}]}"#);
+        let keys: Vec<_> = d.claims.iter().map(|c| c.product_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "pkg:npm/comp@1",
+                "pkg:deb/ubuntu/libstdc%2B%2B6@12?arch=amd64",
+                "urn:cdx:one/1#product",
+                "urn:cdx:two/1#product",
+                "urn:cdx:two/1",
+                "urn:cdx:two/1#"
+            ]
+        );
+        // Both links to "comp 1" became one claim; the later ref is kept.
+        assert_eq!(d.claims[0].metadata["ref"], "URN:CDX:other/2#comp 1");
+        assert_eq!(
+            d.claims[1].purl.as_deref(),
+            Some("pkg:deb/ubuntu/libstdc%2B%2B6@12?arch=amd64")
+        );
+        assert_eq!(d.claims[2].purl, None);
+    }
+
+    #[test]
+    fn versions_with_mixed_status_all_survive() {
+        let d = run(
+            r#"{"bomFormat":"CycloneDX","components":[{"bom-ref":"p","purl":"pkg:maven/g/p@9"}],
+            "vulnerabilities":[
+              {"id":"CVE-1","analysis":{"state":"exploitable","detail":"upgrade"},"affects":[{"ref":"p","versions":[
+                {"version":"2.4","status":"affected"},{"range":"vers:generic/>=2.9|<=4.1","status":"affected"}]}]},
+              {"id":"CVE-1","analysis":{"state":"not_affected","justification":"code_not_present","detail":"removed"},
+               "affects":[{"ref":"p","versions":[
+                {"version":"2.5","status":"unaffected"},{"range":"vers:generic/>=1.0|<=2.3"},
+                {"version":"2.7","status":"affected"},{"version":"2.8","status":"unknown"}]}]}]}"#,
+        );
+        assert_eq!(d.claims.len(), 6, "no ref-level claim besides the version claims");
+        let c = find(&d, "CVE-1", "pkg:maven/g/p@9#version=2.4");
+        assert_eq!((c.status, c.justification), (Status::Affected, None));
+        assert_eq!(c.purl.as_deref(), Some("pkg:maven/g/p@9"));
+        assert_eq!(c.metadata["version"], "2.4");
+        let c = find(&d, "CVE-1", "pkg:maven/g/p@9#range=vers:generic/>=2.9|<=4.1");
+        assert_eq!(c.status, Status::Affected);
+        assert_eq!(c.metadata["range"], "vers:generic/>=2.9|<=4.1");
+        let c = find(&d, "CVE-1", "pkg:maven/g/p@9#version=2.5");
+        assert_eq!(c.status, Status::NotAffected);
+        assert_eq!(c.justification, Some(Justification::VulnerableCodeNotPresent));
+        assert_eq!(c.detail.as_deref(), Some("removed"));
+        assert_eq!(c.metadata["versionStatus"], "unaffected");
+        // No status: inherits analysis.state, justification included.
+        let c = find(&d, "CVE-1", "pkg:maven/g/p@9#range=vers:generic/>=1.0|<=2.3");
+        assert_eq!(c.status, Status::NotAffected);
+        assert_eq!(c.justification, Some(Justification::VulnerableCodeNotPresent));
+        assert!(!c.metadata.contains_key("versionStatus"));
+        // The entry's own status wins over analysis.state.
+        let c = find(&d, "CVE-1", "pkg:maven/g/p@9#version=2.7");
+        assert_eq!((c.status, c.justification), (Status::Affected, None));
+        assert_eq!(
+            find(&d, "CVE-1", "pkg:maven/g/p@9#version=2.8").status,
+            Status::UnderInvestigation
+        );
+    }
+
+    #[test]
+    fn version_entry_edge_cases() {
+        let d = run(r#"{"bomFormat":"CycloneDX","vulnerabilities":[
+            {"id":"CVE-1","affects":[
+                {"ref":"a","versions":[{"version":"1"},{"version":2},{"version":"3","status":"bogus"}]},
+                {"ref":"b","versions":[]},
+                {"ref":"c","versions":[{"status":"affected"},{"version":""}]},
+                {"ref":"d","versions":[{"version":"5","range":"vers:npm/>=5|<6"}]},
+                {"ref":"e","versions":"junk"}]}]}"#);
+        let keys: Vec<_> = d.claims.iter().map(|c| (c.product_key.as_str(), c.status)).collect();
+        assert_eq!(
+            keys,
+            [
+                // No status and no analysis: the schema default, affected.
+                ("a#version=1", Status::Affected),
+                ("a#version=2", Status::Affected),
+                ("a#version=3", Status::Affected),
+                // No usable version entry: the ref-level claim.
+                ("b", Status::UnderInvestigation),
+                ("c", Status::UnderInvestigation),
+                ("d#version=5", Status::Affected),
+                ("e", Status::UnderInvestigation),
+            ]
+        );
+        assert_eq!(d.claims[2].metadata["versionStatus"], "bogus");
+        assert_eq!(d.claims[5].metadata["range"], "vers:npm/>=5|<6");
+    }
+
+    #[test]
+    fn ratings_give_highest_severity_else_score() {
+        let sev = |ratings: &str| {
+            with_analysis(&format!(r#""ratings":{ratings},"#)).claims[0].severity.clone()
+        };
+        assert_eq!(
+            sev(
+                r#"[{"severity":"low"},{"severity":"High","score":7.5},{"severity":"none"},{"severity":"unknown"}]"#
+            ),
+            Some("high".into())
+        );
+        assert_eq!(
+            sev(r#"[{"severity":"info"},{"severity":"critical"}]"#),
+            Some("critical".into())
+        );
+        assert_eq!(sev(r#"[{"severity":"none","score":0.0}]"#), Some("none".into()));
+        assert_eq!(sev(r#"[{"score":4.2},{"score":9.1},{"score":"bad"}]"#), Some("9.1".into()));
+        assert_eq!(sev(r#"[{"severity":"unknown","score":6}]"#), Some("6".into()));
+        assert_eq!(sev(r#"[{"severity":"unknown"}]"#), Some("unknown".into()));
+        assert_eq!(sev(r#"[{"severity":"moderate"}]"#), Some("moderate".into()));
+        assert_eq!(sev("[]"), None);
+        assert_eq!(sev(r#""junk""#), None);
+    }
+
+    #[test]
+    fn aliases_detail_and_action() {
+        let d = run(r#"{"bomFormat":"CycloneDX","vulnerabilities":[
+            {"id":"CVE-1","references":[{"id":"GHSA-1"},{"id":"CVE-1"},{"id":"GHSA-1"},{"id":"OSV-1","source":{}},{"url":"x"}],
+             "description":"desc","detail":"vdetail","recommendation":"Upgrade to 2.","workaround":"Turn it off.",
+             "analysis":{"state":"exploitable","response":["update","rollback"]},
+             "affects":[{"ref":"p"}]},
+            {"references":[{"id":"GHSA-2"},{"id":"CVE-2"}],"detail":"vdetail","affects":[{"ref":"p"}]},
+            {"description":"no id","affects":[{"ref":"p"}]}]}"#);
+        assert_eq!(d.claims.len(), 2);
+        let c = &d.claims[0];
+        assert_eq!(c.aliases, ["GHSA-1", "OSV-1"]);
+        assert_eq!(c.detail.as_deref(), Some("desc"));
+        assert_eq!(c.action.as_deref(), Some("update, rollback; Upgrade to 2.; Turn it off."));
+        assert_eq!(c.metadata["response"], "update, rollback");
+        let c = &d.claims[1];
+        assert_eq!(c.vulnerability_id, "GHSA-2");
+        assert_eq!(c.aliases, ["CVE-2"]);
+        assert_eq!(c.detail.as_deref(), Some("vdetail"));
+        assert_eq!(c.action, None);
+        let d = with_analysis(
+            r#""description":"desc","analysis":{"state":"in_triage","detail":"adetail"},"#,
+        );
+        assert_eq!(d.claims[0].detail.as_deref(), Some("adetail"));
+    }
+
+    #[test]
+    fn sbom_without_vulnerabilities_has_no_claims() {
+        for doc in [
+            r#"{"bomFormat":"CycloneDX","serialNumber":"urn:uuid:s","version":1,"components":[{"bom-ref":"x"}]}"#,
+            r#"{"bomFormat":"CycloneDX","vulnerabilities":null}"#,
+            r#"{"bomFormat":"CycloneDX","vulnerabilities":[]}"#,
+        ] {
+            assert!(run(doc).claims.is_empty(), "{doc}");
+        }
+        let d = run(r#"{"bomFormat":"CycloneDX","serialNumber":"urn:uuid:s","version":1}"#);
+        assert_eq!(d.document_id.as_deref(), Some("urn:uuid:s"));
+        assert_eq!(d.revision.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn vulnerabilities_not_an_array_is_an_error() {
+        for v in [r#"{}"#, r#""x""#, "1", "true"] {
+            let e = run_err(&format!(r#"{{"bomFormat":"CycloneDX","vulnerabilities":{v}}}"#));
+            assert!(e.0.contains("not an array"), "{v}: {e}");
+        }
+    }
+
+    fn nested(levels: usize) -> String {
+        let mut s = String::from(r#"{"bom-ref":"leaf","purl":"pkg:npm/leaf@1"}"#);
+        for i in 0..levels {
+            s = format!(r#"{{"bom-ref":"n{i}","components":[{s}]}}"#);
+        }
+        format!(
+            r#"{{"bomFormat":"CycloneDX","components":[{s}],
+                "vulnerabilities":[{{"id":"CVE-1","affects":[{{"ref":"leaf"}}]}}]}}"#
+        )
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        // The leaf sits at depth MAX_DEPTH: still followed.
+        let d = run(&nested(MAX_DEPTH));
+        assert_eq!(d.claims[0].product_key, "pkg:npm/leaf@1");
+        let e = run_err(&nested(MAX_DEPTH + 1));
+        assert!(e.0.contains("deeper than"), "{e}");
+        // Far deeper: still an error, and normalize itself stays within a
+        // small stack (it never follows more than MAX_DEPTH levels). The
+        // parse and the drop (both recurse once per JSON level in simd-json) run
+        // on a big stack; only normalize runs on the small one.
+        let deep = nested(2_000);
+        let outer = std::thread::Builder::new().stack_size(64 << 20).spawn(move || {
+            parse_and(&deep, |v| {
+                std::thread::scope(|s| {
+                    std::thread::Builder::new()
+                        .stack_size(128 << 10)
+                        .spawn_scoped(s, || normalize(v).is_err())
+                        .unwrap()
+                        .join()
+                        .unwrap()
+                })
+            })
+        });
+        assert!(outer.unwrap().join().unwrap());
+    }
+
+    #[test]
+    fn later_statement_wins_in_document_order() {
+        let d = run(r#"{"bomFormat":"CycloneDX","vulnerabilities":[
+            {"id":"CVE-1","analysis":{"state":"exploitable"},"affects":[{"ref":"a"},{"ref":"b"}]},
+            {"id":"CVE-2","analysis":{"state":"exploitable"},"affects":[{"ref":"a"}]},
+            {"id":"CVE-1","analysis":{"state":"resolved"},"affects":[{"ref":"a"}]}]}"#);
+        let got: Vec<_> = d
+            .claims
+            .iter()
+            .map(|c| (c.vulnerability_id.as_str(), c.product_key.as_str(), c.status))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("CVE-1", "a", Status::Fixed),
+                ("CVE-1", "b", Status::Affected),
+                ("CVE-2", "a", Status::Affected)
+            ]
+        );
+    }
+
+    #[test]
+    fn percent_decode_handles_malformed_escapes() {
+        assert_eq!(percent_decode("a%20b"), Some("a b".into()));
+        assert_eq!(percent_decode("a%2"), Some("a%2".into()));
+        assert_eq!(percent_decode("%+1%zz%"), Some("%+1%zz%".into()));
+        assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("plain"), None);
+    }
+
+    /// Where the shared sample documents live (read in place, never copied).
+    fn samples_dir() -> Option<PathBuf> {
+        let root = std::env::var_os("BACKFILL_SAMPLES_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/work/shared/samples"));
+        let dir = root.join("cyclonedx");
+        if dir.is_dir() {
+            Some(dir)
+        } else {
+            eprintln!("skipping CycloneDX sample checks: {} not found", dir.display());
+            None
+        }
+    }
+
+    fn json_files(dir: &Path) -> Vec<PathBuf> {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .filter(|p| !p.to_string_lossy().ends_with(".expected.json"))
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    /// Every document to stress: the golden fixtures plus the samples.
+    fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/golden/cyclonedx");
+        let mut files = json_files(&golden);
+        files.extend(samples_dir().map(|d| json_files(&d)).unwrap_or_default());
+        files.into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
+    }
+
+    #[test]
+    fn every_sample_normalizes() {
+        let Some(dir) = samples_dir() else { return };
+        // Pinned claim counts (one per vulnerability × affects ref, or per
+        // version entry where `versions[]` is given, after dedupe); a new
+        // file only has to normalize.
+        let expected: &[(&str, usize)] = &[
+            ("bom-examples__VEX_CISA-Use-Cases_Case-1_vex-affected.json", 1),
+            ("bom-examples__VEX_CISA-Use-Cases_Case-1_vex-fixed.json", 1),
+            ("bom-examples__VEX_CISA-Use-Cases_Case-1_vex-not_affected.json", 1),
+            ("bom-examples__VEX_CISA-Use-Cases_Case-1_vex-under_investigation.json", 1),
+            ("bom-examples__VEX_CISA-Use-Cases_Case-2_vex.json", 19),
+            ("bom-examples__VEX_CISA-Use-Cases_Case-8_vex.json", 22),
+            ("bom-examples__VEX_Use-Cases_Case-11_vex.json", 19),
+            ("bom-examples__VEX_Use-Cases_Case-13_vex.json", 3),
+            ("bom-examples__VEX_Use-Cases_Case-1_vex.json", 1),
+            ("bom-examples__VEX_Use-Cases_Case-9_vex.json", 57),
+            ("bom-examples__VEX_vex.json", 1),
+            ("synthetic__sbom_without_vulnerabilities.json", 0),
+            ("trivy__pkg_vex_testdata_cyclonedx.json", 2),
+        ];
+        for path in json_files(&dir) {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let mut bytes = std::fs::read(&path).unwrap();
+            let doc =
+                simd_json::to_borrowed_value(&mut bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let d = normalize(&doc).unwrap_or_else(|e| panic!("{name}: {e}"));
+            eprintln!("{name}: {} claims", d.claims.len());
+            if let Some((_, n)) = expected.iter().find(|(f, _)| *f == name) {
+                assert_eq!(d.claims.len(), *n, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn sample_semantics() {
+        let Some(dir) = samples_dir() else { return };
+        let load = |name: &str| {
+            let mut bytes = std::fs::read(dir.join(name)).unwrap();
+            let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
+            normalize(&doc).unwrap()
+        };
+        let d = load("trivy__pkg_vex_testdata_cyclonedx.json");
+        let c = find(&d, "CVE-2021-44228", "pkg:maven/org.springframework.boot/spring-boot@2.6.0");
+        assert_eq!(c.status, Status::NotAffected);
+        assert_eq!(c.justification, Some(Justification::VulnerableCodeNotInExecutePath));
+        let purl =
+            "pkg:deb/ubuntu/libstdc%2B%2B6@12.3.0-1ubuntu1~22.04?arch=amd64&distro=ubuntu-22.04";
+        let c = find(&d, "CVE-2022-27943", &format!("{purl}#version=12.3.0-1ubuntu1~22.04"));
+        assert_eq!(c.status, Status::Affected, "the version's own status wins");
+        assert_eq!(c.purl.as_deref(), Some(purl));
+        assert_eq!(c.metadata["state"], "not_affected");
+
+        let d = load("bom-examples__VEX_CISA-Use-Cases_Case-8_vex.json");
+        let abc = "urn:cdx:cbb2cd68-2857-43b8-a10b-e8c03d277d18/1#product-ABC";
+        let jkl = "urn:cdx:e4c3eedc-4978-470c-ad02-6ffff63738ff/1#product-JKL";
+        assert_eq!(
+            find(&d, "CVE-2021-44228", &format!("{abc}#version=2.4")).status,
+            Status::Affected
+        );
+        assert_eq!(
+            find(&d, "CVE-2021-44228", &format!("{abc}#version=2.5")).status,
+            Status::NotAffected
+        );
+        assert_eq!(find(&d, "CVE-2021-44228", &format!("{jkl}#version=5.1")).status, Status::Fixed);
+        assert_eq!(
+            find(&d, "CVE-2021-45105", &format!("{jkl}#version=5.1")).status,
+            Status::Affected
+        );
+        // Said unaffected, then resolved, later in the document: fixed.
+        assert_eq!(find(&d, "CVE-2021-45105", &format!("{jkl}#version=5.2")).status, Status::Fixed);
+        // Only per-version claims: no ref-level claim for either product.
+        assert!(d
+            .claims
+            .iter()
+            .all(|c| c.product_key.contains("#version=") || c.product_key.contains("#range=")));
+
+        let d = load("bom-examples__VEX_vex.json");
+        let c = &d.claims[0];
+        assert_eq!(
+            c.product_key,
+            "pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.10.0?type=jar"
+        );
+        assert_eq!(c.aliases, ["SNYK-JAVA-COMFASTERXMLJACKSONCORE-1048302"]);
+        assert_eq!(c.severity.as_deref(), Some("high"));
+    }
+
+    #[test]
+    fn truncations_never_panic() {
+        for (_, bytes) in corpus() {
+            for cut in (0..bytes.len()).step_by(64) {
+                let mut prefix = bytes[..cut].to_vec();
+                if let Ok(doc) = simd_json::to_borrowed_value(&mut prefix) {
+                    let _ = normalize(&doc);
+                };
+            }
+        }
+    }
+
+    /// Replaces every node of each document, one at a time, with values of
+    /// other types; normalizing the result must never panic.
+    #[test]
+    fn type_mutations_never_panic() {
+        fn pointers(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, c) in m {
+                        let k = k.replace('~', "~0").replace('/', "~1");
+                        pointers(c, format!("{at}/{k}"), out);
+                    }
+                }
+                serde_json::Value::Array(a) => {
+                    for (i, c) in a.iter().enumerate() {
+                        pointers(c, format!("{at}/{i}"), out);
+                    }
+                }
+                _ => {}
+            }
+            out.push(at);
+        }
+        let replacements = [
+            serde_json::json!(null),
+            serde_json::json!(-1.5),
+            serde_json::json!(""),
+            serde_json::json!([]),
+            serde_json::json!({}),
+        ];
+        for (path, bytes) in corpus() {
+            let original: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let mut at = Vec::new();
+            pointers(&original, String::new(), &mut at);
+            for p in at.iter().filter(|p| !p.is_empty()) {
+                for r in &replacements {
+                    let mut doc = original.clone();
+                    *doc.pointer_mut(p).unwrap() = r.clone();
+                    let mut text = serde_json::to_vec(&doc).unwrap();
+                    let v = simd_json::to_borrowed_value(&mut text).unwrap();
+                    let result = std::panic::catch_unwind(|| normalize(&v).map(|d| d.claims.len()));
+                    assert!(result.is_ok(), "{}: panic with {p} = {r}", path.display());
+                }
+            }
+        }
+    }
 }
