@@ -73,4 +73,7 @@ pub use pipeline::{
 };
 pub use source::{Archives, Entry, InputFile, InputKind, Limits, LooseFileDefaults};
 pub use stats::StatementStats;
-pub use store::{Export, RunRecord, RunStatus, SqliteStore, Store, StoreOptions, WriteContext};
+pub use store::{
+    Checkpoint, EpssRow, Export, RunRecord, RunStatus, SqliteStore, Store, StoreOptions,
+    UpsertCounts, WriteContext,
+};

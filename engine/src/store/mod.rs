@@ -95,6 +95,60 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+/// One row of the `epss` collection, as parsed from an export.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EpssRow {
+    /// `CVE-YYYY-NNNN…`, the key.
+    pub cve: String,
+    /// Probability of exploitation in the next 30 days, in [0, 1].
+    pub epss_score: f64,
+    /// Percentile of the score among all CVEs (FIRST CSV only).
+    pub percentile: Option<f64>,
+    /// Listed in CISA KEV. `None` (FIRST CSV rows) keeps the stored value.
+    pub is_known_exploit: Option<bool>,
+    /// EPSS model version (`v2026.06.15`), when the export says.
+    pub model_version: Option<String>,
+    /// Score date (RFC 3339), when the export says.
+    pub score_date: Option<String>,
+}
+
+/// Where an EPSS source was last durably ingested up to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    /// `epss` or `cve_enrichment`.
+    pub data_type: String,
+    /// The bucket root or CSV path the checkpoint belongs to.
+    pub source: String,
+    /// Last sequence (directory) ingested, fully or up to `offset`.
+    pub sequence: String,
+    /// Last chunk (file) in that sequence.
+    pub chunk: String,
+    /// Byte offset in the chunk up to which rows are written; the file
+    /// length when it is finished.
+    pub offset: u64,
+    /// True when `chunk` was read to its end.
+    pub complete: bool,
+}
+
+/// What an EPSS upsert did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpsertCounts {
+    /// Rows inserted or whose values changed (`updatedAt` moved).
+    pub upserted: u64,
+    /// Rows already present with the same values (`updatedAt` kept).
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for UpsertCounts {
+    fn add_assign(&mut self, o: UpsertCounts) {
+        self.upserted += o.upserted;
+        self.unchanged += o.unchanged;
+    }
+}
+
 /// A collection that [`Store::export`] can stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Export {
@@ -102,6 +156,8 @@ pub enum Export {
     Statements,
     /// The `documents` ledger.
     Documents,
+    /// The `epss` collection, by `cve`.
+    Epss,
 }
 
 /// Per-batch write context.
@@ -146,6 +202,27 @@ pub trait Store: Send {
 
     /// Number of statements held.
     fn statement_count(&mut self) -> Result<u64>;
+
+    /// Upserts EPSS rows keyed by `cve` and saves `checkpoint`, atomically
+    /// where the store allows (SQLite: one transaction; MongoDB: the
+    /// checkpoint is written only after the rows are acknowledged).
+    /// `createdAt` is set once; `updatedAt` moves only when `epssScore`,
+    /// `percentile`, `isKnownExploit` or `modelVersion` changed. `rows` has
+    /// no repeated `cve` (the caller resolves duplicates, last wins).
+    fn write_epss(
+        &mut self,
+        rows: &[EpssRow],
+        checkpoint: Option<&Checkpoint>,
+        now: i64,
+    ) -> Result<UpsertCounts>;
+
+    /// The checkpoint of (`data_type`, `source`), if any.
+    fn load_checkpoint(&mut self, data_type: &str, source: &str) -> Result<Option<Checkpoint>>;
+
+    /// Sets `signals.kev` and `signals.epss` ({score, percentile, date}) of
+    /// every statement from the `epss` collection (null where there is no
+    /// row). Returns how many statements changed.
+    fn enrich_statements(&mut self) -> Result<u64>;
 }
 
 /// Opens the store named by `uri`: `mongodb://` / `mongodb+srv://` select

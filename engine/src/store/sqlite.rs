@@ -12,7 +12,10 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value as Json};
 
-use super::{Export, RunRecord, RunStatus, Store, StoreOptions, WriteContext};
+use super::{
+    Checkpoint, EpssRow, Export, RunRecord, RunStatus, Store, StoreOptions, UpsertCounts,
+    WriteContext,
+};
 use crate::dedupe::Digest;
 use crate::error::{Error, Result};
 use crate::parse::{format_instant, DocumentWrite};
@@ -104,13 +107,14 @@ impl SqliteStore {
                 score_date TEXT,
                 created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL
-            );
+            ) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS checkpoints (
                 data_type TEXT NOT NULL,
                 source TEXT NOT NULL,
-                sequence TEXT,
-                chunk TEXT,
+                sequence TEXT NOT NULL,
+                chunk TEXT NOT NULL,
                 offset INTEGER NOT NULL DEFAULT 0,
+                complete INTEGER NOT NULL DEFAULT 0,
                 updated_at TEXT NOT NULL,
                 PRIMARY KEY (data_type, source)
             );
@@ -205,6 +209,76 @@ impl SqliteStore {
         tx.commit()
     }
 
+    fn epss_tx(
+        &mut self,
+        rows: &[EpssRow],
+        checkpoint: Option<&Checkpoint>,
+        now: i64,
+    ) -> rusqlite::Result<UpsertCounts> {
+        let tx = self.conn.transaction()?;
+        let mut counts = UpsertCounts::default();
+        {
+            // A `None` field keeps the stored value (a FIRST CSV row carries
+            // no KEV flag, a GitLab row no percentile). An unchanged row is
+            // not touched at all, so `changes()` tells upserted from
+            // unchanged and `updatedAt` only moves on a real change.
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO epss (cve, epss_score, percentile, is_known_exploit, model_version,
+                    score_date, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, coalesce(?4, 0), ?5, ?6, ?7, ?7)
+                 ON CONFLICT (cve) DO UPDATE SET
+                    epss_score = excluded.epss_score,
+                    percentile = coalesce(?3, percentile),
+                    is_known_exploit = coalesce(?4, is_known_exploit),
+                    model_version = coalesce(?5, model_version),
+                    score_date = coalesce(?6, score_date),
+                    updated_at = excluded.updated_at
+                 WHERE epss_score IS NOT excluded.epss_score
+                    OR (?3 IS NOT NULL AND percentile IS NOT ?3)
+                    OR (?4 IS NOT NULL AND is_known_exploit IS NOT ?4)
+                    OR (?5 IS NOT NULL AND model_version IS NOT ?5)",
+            )?;
+            let now = format_instant(now);
+            for r in rows {
+                let n = upsert.execute(params![
+                    r.cve,
+                    r.epss_score,
+                    r.percentile,
+                    r.is_known_exploit,
+                    r.model_version,
+                    r.score_date,
+                    now,
+                ])?;
+                if n > 0 {
+                    counts.upserted += 1;
+                } else {
+                    counts.unchanged += 1;
+                }
+            }
+            if let Some(cp) = checkpoint {
+                tx.execute(
+                    "INSERT INTO checkpoints (data_type, source, sequence, chunk, offset, complete,
+                        updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (data_type, source) DO UPDATE SET sequence = excluded.sequence,
+                        chunk = excluded.chunk, offset = excluded.offset,
+                        complete = excluded.complete, updated_at = excluded.updated_at",
+                    params![
+                        cp.data_type,
+                        cp.source,
+                        cp.sequence,
+                        cp.chunk,
+                        cp.offset as i64,
+                        cp.complete,
+                        now
+                    ],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(counts)
+    }
+
     /// Runs a WAL checkpoint so everything written is in the main file.
     pub fn checkpoint(&self) -> Result<()> {
         self.conn
@@ -273,6 +347,20 @@ fn document_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Json> {
         "metadata": json_text(r.get(6)?),
         "runId": r.get::<_, String>(7)?,
         "processedAt": r.get::<_, String>(8)?,
+    }))
+}
+
+/// One `epss` row in the logical shape.
+fn epss_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Json> {
+    Ok(json!({
+        "cve": r.get::<_, String>(0)?,
+        "epssScore": r.get::<_, f64>(1)?,
+        "percentile": r.get::<_, Option<f64>>(2)?,
+        "isKnownExploit": r.get::<_, i64>(3)? != 0,
+        "modelVersion": r.get::<_, Option<String>>(4)?,
+        "scoreDate": r.get::<_, Option<String>>(5)?,
+        "createdAt": r.get::<_, String>(6)?,
+        "updatedAt": r.get::<_, String>(7)?,
     }))
 }
 
@@ -358,6 +446,9 @@ impl Store for SqliteStore {
             Export::Documents => "SELECT digest, format, provider_id, source_uri, retrieved_at,
                     statements, metadata, run_id, processed_at FROM documents ORDER BY digest"
                 .to_owned(),
+            Export::Epss => "SELECT cve, epss_score, percentile, is_known_exploit, model_version,
+                    score_date, created_at, updated_at FROM epss ORDER BY cve"
+                .to_owned(),
         };
         let mut q = self.conn.prepare(&sql).map_err(|e| err(&self.path, "export", e))?;
         let mut rows = q.query([]).map_err(|e| err(&self.path, "export", e))?;
@@ -365,6 +456,7 @@ impl Store for SqliteStore {
             let v = match what {
                 Export::Statements => statement_row(r),
                 Export::Documents => document_row(r),
+                Export::Epss => epss_row(r),
             }
             .map_err(|e| err(&self.path, "export", e))?;
             each(v)?;
@@ -395,6 +487,55 @@ impl Store for SqliteStore {
             })
             .map_err(|e| err(&self.path, "list runs", e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| err(&self.path, "list runs", e))
+    }
+
+    fn write_epss(
+        &mut self,
+        rows: &[EpssRow],
+        checkpoint: Option<&Checkpoint>,
+        now: i64,
+    ) -> Result<UpsertCounts> {
+        self.epss_tx(rows, checkpoint, now).map_err(|e| err(&self.path, "write epss batch", e))
+    }
+
+    fn load_checkpoint(&mut self, data_type: &str, source: &str) -> Result<Option<Checkpoint>> {
+        self.conn
+            .query_row(
+                "SELECT sequence, chunk, offset, complete FROM checkpoints
+                 WHERE data_type = ?1 AND source = ?2",
+                params![data_type, source],
+                |r| {
+                    Ok(Checkpoint {
+                        data_type: data_type.to_owned(),
+                        source: source.to_owned(),
+                        sequence: r.get(0)?,
+                        chunk: r.get(1)?,
+                        offset: r.get::<_, i64>(2)? as u64,
+                        complete: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| err(&self.path, "read checkpoint", e))
+    }
+
+    fn enrich_statements(&mut self) -> Result<u64> {
+        let s = &self.statements;
+        // Same expressions as at write time, so a statement written after
+        // the sync and one enriched later are identical.
+        let kev = "(SELECT is_known_exploit FROM epss WHERE cve = vulnerability_id)";
+        let epss = "(SELECT json_object('score', epss_score, 'percentile', percentile,
+                      'date', score_date) FROM epss WHERE cve = vulnerability_id)";
+        self.conn
+            .execute(
+                &format!(
+                    "UPDATE {s} SET kev = {kev}, epss = {epss}
+                     WHERE kev IS NOT {kev} OR epss IS NOT {epss}"
+                ),
+                [],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| err(&self.path, "enrich statements", e))
     }
 
     fn statement_count(&mut self) -> Result<u64> {
