@@ -41,6 +41,13 @@ enum Command {
     Get(cmd::get::Args),
     /// List recorded runs: id, command, start, end, status, counters.
     Runs(cmd::runs::Args),
+    /// Sync EPSS / CVE-enrichment exports (GitLab bucket or FIRST CSV) into the epss
+    /// collection, resuming after the last checkpoint.
+    Epss(cmd::epss::Args),
+    /// Refresh signals.kev and signals.epss of existing statements from the epss collection.
+    Enrich(cmd::enrich::Args),
+    /// Write deterministic synthetic data (raw archives, EPSS exports) at any scale.
+    Gen(cmd::gen::Args),
     /// Print a whole collection (statements or the documents ledger) as JSON
     /// lines in key order.
     Export(cmd::export::Args),
@@ -53,6 +60,9 @@ impl Command {
             Command::Get(a) => cmd::get::run(a, global),
             Command::Runs(a) => cmd::runs::run(a, global),
             Command::Export(a) => cmd::export::run(a, global),
+            Command::Epss(a) => cmd::epss::run(a, global),
+            Command::Enrich(a) => cmd::enrich::run(a, global),
+            Command::Gen(a) => cmd::gen::run(a, global),
         }
     }
 }

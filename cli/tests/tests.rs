@@ -12,3 +12,6 @@ mod samples;
 
 // get, runs, export, exit codes.
 mod commands;
+
+// `backfill epss` and `backfill enrich`.
+mod epss;

@@ -13,22 +13,22 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// An input path could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The path that failed.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not chained).
+        cause: std::io::Error,
     },
     /// The store rejected an operation.
-    #[error("store {store}: {context}: {source}")]
+    #[error("store {store}: {context}: {cause}")]
     Store {
         /// The store, with credentials redacted.
         store: String,
         /// What was being done.
         context: String,
-        /// The underlying error.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        /// The underlying error (shown in the message, so not chained).
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The configuration is invalid (bad flag value, unknown store scheme).
     #[error("{0}")]
@@ -38,7 +38,7 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), cause: source }
     }
 }
 

@@ -324,6 +324,93 @@ impl RawArchiveGen {
     }
 }
 
+/// Options of [`write_epss_rows`].
+#[derive(Clone, Debug)]
+pub struct EpssGenOptions {
+    /// Rows to write.
+    pub count: u64,
+    /// Seed; the same seed gives the same bytes.
+    pub seed: u64,
+    /// Share of rows that repeat a recent CVE with a new score.
+    pub dup_ratio: f64,
+}
+
+impl Default for EpssGenOptions {
+    fn default() -> EpssGenOptions {
+        EpssGenOptions { count: 1000, seed: 1, dup_ratio: 0.05 }
+    }
+}
+
+/// The shape of EPSS rows written by [`write_epss_rows`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpssShape {
+    /// GitLab `cve_enrichment` NDJSON records.
+    Gitlab,
+    /// FIRST CSV rows (`cve,epss,percentile`), without the header.
+    FirstCsv,
+}
+
+/// Streams `opts.count` EPSS rows to `next_out(i)`, which returns the
+/// writer for row `i` (so callers can split rows over chunk files).
+pub fn write_epss_rows(
+    opts: &EpssGenOptions,
+    shape: EpssShape,
+    next_out: &mut dyn FnMut(u64) -> io::Result<Option<Box<dyn Write>>>,
+) -> io::Result<GenReport> {
+    let mut rng = Rng::new(opts.seed);
+    let mut report = GenReport::default();
+    let mut out: Option<Box<dyn Write>> = None;
+    let mut issued = 0u64;
+    let mut line = Vec::with_capacity(128);
+    for i in 0..opts.count {
+        if let Some(w) = next_out(i)? {
+            if let Some(mut old) = out.replace(w) {
+                old.flush()?;
+            }
+        }
+        let Some(w) = out.as_mut() else { break };
+        // A repeat draws one of the last 1000 CVEs issued.
+        let n = if issued > 0 && rng.chance(opts.dup_ratio) {
+            report.duplicates += 1;
+            issued - 1 - rng.below(issued.min(1000))
+        } else {
+            issued += 1;
+            issued - 1
+        };
+        let cve = format!("CVE-{}-{:05}", 1999 + n % 27, n / 27 + 1);
+        let score = rng.below(100_000) as f64 / 100_000.0;
+        line.clear();
+        match shape {
+            EpssShape::Gitlab => {
+                let kev = rng.chance(0.01);
+                let _ = writeln!(
+                    line,
+                    r#"{{"cve_id":"{cve}","epss_score":{score},"is_known_exploit":{kev}}}"#
+                );
+            }
+            EpssShape::FirstCsv => {
+                let pct = rng.below(100_000) as f64 / 100_000.0;
+                let _ = writeln!(line, "{cve},{score},{pct}");
+            }
+        }
+        w.write_all(&line)?;
+        report.lines += 1;
+        report.bytes += line.len() as u64;
+    }
+    if let Some(mut w) = out {
+        w.flush()?;
+    }
+    Ok(report)
+}
+
+/// A gzip writer (re-exported so the CLI needs no compression crate).
+pub type GzWriter<W> = flate2::write::GzEncoder<W>;
+
+/// Wraps `w` in a gzip encoder at the default level.
+pub fn gzip<W: Write>(w: W) -> GzWriter<W> {
+    flate2::write::GzEncoder::new(w, flate2::Compression::default())
+}
+
 enum LineKind {
     Fresh,
     Duplicate,

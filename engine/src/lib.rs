@@ -50,7 +50,9 @@
 //! ```
 #![deny(missing_docs)]
 
+mod checkpoint;
 mod dedupe;
+mod epss;
 mod error;
 pub mod gen;
 pub mod normalize;
@@ -60,7 +62,12 @@ mod source;
 mod stats;
 pub mod store;
 
+pub use checkpoint::{list_bucket, resume_offset, ExportFile};
 pub use dedupe::{Digest, DigestSet};
+pub use epss::{
+    parse_gitlab_line, run_epss, valid_cve, CsvLayout, EpssConfig, EpssSource, SyncReport,
+    SyncStats,
+};
 pub use error::{DocumentFailure, Error, FailureKind, Result};
 pub use normalize::{Claim, Format, Justification, NormalizeError, NormalizedDocument, Status};
 pub use parse::{

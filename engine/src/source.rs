@@ -174,7 +174,7 @@ impl Archives {
         for (i, f) in self.files.iter().enumerate() {
             match f.kind {
                 InputKind::Ndjson if f.open_error.is_none() => {
-                    for (start, end) in chunks(f.bytes(), CHUNK_BYTES) {
+                    for (start, end) in split_at_newlines(f.bytes(), CHUNK_BYTES) {
                         tasks.push((i as u32, start, end));
                     }
                 }
@@ -248,7 +248,7 @@ const CHUNK_BYTES: usize = 4 << 20;
 
 /// Splits `data` into ranges of about `size` bytes, each ending just after a
 /// newline (or at the end).
-fn chunks(data: &[u8], size: usize) -> Vec<(usize, usize)> {
+pub(crate) fn split_at_newlines(data: &[u8], size: usize) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < data.len() {
@@ -422,7 +422,7 @@ mod tests {
     fn chunks_end_on_newlines_and_cover_everything() {
         let data = b"aaaa\nbb\ncccccc\nd\n\neee";
         for size in 1..data.len() + 2 {
-            let cs = chunks(data, size);
+            let cs = split_at_newlines(data, size);
             assert_eq!(cs.first().unwrap().0, 0);
             assert_eq!(cs.last().unwrap().1, data.len());
             for w in cs.windows(2) {

@@ -15,6 +15,8 @@ enum What {
     Statements,
     /// The documents ledger.
     Documents,
+    /// The epss collection.
+    Epss,
 }
 
 /// Arguments of `backfill export`.
@@ -31,6 +33,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let what = match args.what {
         What::Statements => Export::Statements,
         What::Documents => Export::Documents,
+        What::Epss => Export::Epss,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut io_error = None;

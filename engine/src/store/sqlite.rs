@@ -291,7 +291,7 @@ fn err(path: &Path, context: &str, e: rusqlite::Error) -> Error {
     Error::Store {
         store: path.display().to_string(),
         context: context.to_owned(),
-        source: Box::new(e),
+        cause: Box::new(e),
     }
 }
 
