@@ -6,6 +6,7 @@
 //! [`SqliteStore`] (a single file, no server). [`open`] picks the store from
 //! a URI.
 
+mod mongo;
 mod sqlite;
 
 use std::collections::HashSet;
@@ -13,10 +14,11 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
+pub use mongo::{MongoStore, RETRY_BUDGET, RETRY_BUDGET_ENV, WRITE_PATH_ENV};
 pub use sqlite::SqliteStore;
 
 use crate::dedupe::Digest;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::normalize::Claim;
 use crate::parse::{format_instant, DocumentWrite};
 
@@ -230,10 +232,7 @@ pub trait Store: Send {
 /// embedded SQLite file.
 pub fn open(uri: &str, opts: &StoreOptions) -> Result<Box<dyn Store>> {
     if uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://") {
-        return Err(Error::Config(format!(
-            "store {}: the MongoDB store is not available in this build",
-            redact_uri(uri)
-        )));
+        return Ok(Box::new(MongoStore::open(uri, opts)?));
     }
     let path = uri.strip_prefix("sqlite://").or_else(|| uri.strip_prefix("sqlite:")).unwrap_or(uri);
     Ok(Box::new(SqliteStore::open(path, opts)?))
