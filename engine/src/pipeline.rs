@@ -132,7 +132,14 @@ pub fn run_statements(
     };
     store.record_run(&record)?;
     let mut stats = StatementStats::default();
-    let result = execute(cfg, store, run, progress, stop, &mut stats);
+    let result = store.begin_load().and_then(|()| {
+        let r = execute(cfg, store, run, progress, stop, &mut stats);
+        // Indexes are rebuilt whatever happened (and at the next open if
+        // even this fails).
+        let end = store.end_load();
+        let stopped = r?;
+        end.map(|()| stopped)
+    });
     record.ended_at = Some(parse::format_instant(now_micros()));
     record.counters = serde_json::to_value(stats).unwrap_or_default();
     match result {

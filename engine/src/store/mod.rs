@@ -181,6 +181,18 @@ pub trait Store: Send {
     /// Inserts or updates a run record.
     fn record_run(&mut self, run: &RunRecord) -> Result<()>;
 
+    /// A `statements` run is about to write (a hook; default: nothing).
+    /// The store may prepare for a bulk load.
+    fn begin_load(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The run has written its last batch, or stopped (a hook; default:
+    /// nothing). The store finishes what `begin_load` deferred.
+    fn end_load(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Which of `digests` are in the `documents` ledger.
     fn known_digests(&mut self, digests: &[Digest]) -> Result<HashSet<Digest>>;
 

@@ -1,9 +1,15 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
 //! Each batch is one transaction, so a crash leaves every batch either fully
-//! written (statements and ledger entries) or not at all. Statements are
-//! plain columns (the unique key and the lookup fields) with the nested
-//! parts (`aliases`, `metadata`, `signals.epss`) as JSON text.
+//! written (statements and ledger entries) or not at all.
+//!
+//! Layout, chosen for write speed: document-level fields live once in the
+//! `documents` ledger, which gives each document a sequential id; a
+//! statement row holds that id plus its own fields, nested parts
+//! (`aliases`, `metadata`, `signals.epss`) as JSON text. The unique key
+//! (document id, vulnerability, product key) therefore grows at its end
+//! instead of at random digest positions, so a batch dirties few pages.
+//! Reads join the two back into the logical (MongoDB) shape.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -55,48 +61,41 @@ impl SqliteStore {
         // checkpoint at the end of a run makes it durable on disk.
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         self.conn.pragma_update(None, "cache_size", -65536)?;
+        // Fewer, larger checkpoints: a page written by many batches is
+        // copied to the main file once.
+        self.conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
         let s = &self.statements;
-        let idx = |suffix: &str| ident(&format!("{}_{suffix}", s.trim_matches('"')));
         self.conn.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {s} (
+            "CREATE TABLE IF NOT EXISTS documents (
                 id INTEGER PRIMARY KEY,
-                digest TEXT NOT NULL,
-                vulnerability_id TEXT NOT NULL,
-                product_key TEXT NOT NULL,
-                purl TEXT,
-                aliases TEXT NOT NULL,
-                provider_id TEXT NOT NULL,
-                status TEXT NOT NULL,
-                justification TEXT,
-                detail TEXT,
-                action TEXT,
+                digest TEXT NOT NULL UNIQUE,
                 format TEXT NOT NULL,
+                provider_id TEXT NOT NULL,
                 source_uri TEXT NOT NULL,
                 retrieved_at TEXT NOT NULL,
                 document_id TEXT,
                 revision TEXT,
-                first_seen TEXT NOT NULL,
-                last_seen TEXT NOT NULL,
-                severity TEXT,
-                kev INTEGER,
-                epss TEXT,
-                metadata TEXT NOT NULL,
-                inserted_at TEXT NOT NULL,
-                run_id TEXT NOT NULL,
-                UNIQUE (digest, vulnerability_id, product_key)
-            );
-            CREATE INDEX IF NOT EXISTS {vp} ON {s} (vulnerability_id, product_key);
-            CREATE INDEX IF NOT EXISTS {purl} ON {s} (purl);
-            CREATE TABLE IF NOT EXISTS documents (
-                digest TEXT PRIMARY KEY,
-                format TEXT NOT NULL,
-                provider_id TEXT NOT NULL,
-                source_uri TEXT NOT NULL,
-                retrieved_at TEXT NOT NULL,
                 statements INTEGER NOT NULL,
                 metadata TEXT,
                 run_id TEXT NOT NULL,
                 processed_at TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS {s} (
+                id INTEGER PRIMARY KEY,
+                doc INTEGER NOT NULL REFERENCES documents (id),
+                vulnerability_id TEXT NOT NULL,
+                product_key TEXT NOT NULL,
+                purl TEXT,
+                aliases TEXT,
+                status TEXT NOT NULL,
+                justification TEXT,
+                detail TEXT,
+                action TEXT,
+                severity TEXT,
+                kev INTEGER,
+                epss TEXT,
+                metadata TEXT,
+                UNIQUE (doc, vulnerability_id, product_key)
             );
             CREATE TABLE IF NOT EXISTS epss (
                 cve TEXT PRIMARY KEY,
@@ -127,83 +126,100 @@ impl SqliteStore {
                 status TEXT NOT NULL,
                 counters TEXT NOT NULL,
                 error TEXT
-            );",
-            vp = idx("vuln_product"),
-            purl = idx("purl"),
-        ))
+            );"
+        ))?;
+        // Lookup indexes are (re)created here too: a bulk load that crashed
+        // before rebuilding them gets them back at the next open.
+        self.create_lookup_indexes()
+    }
+
+    fn lookup_indexes(&self) -> [(String, String); 2] {
+        let s = &self.statements;
+        let name = |suffix: &str| ident(&format!("{}_{suffix}", s.trim_matches('"')));
+        [
+            (name("vuln_product"), format!("{s} (vulnerability_id, product_key)")),
+            (name("purl"), format!("{s} (purl)")),
+        ]
+    }
+
+    fn create_lookup_indexes(&self) -> rusqlite::Result<()> {
+        for (name, on) in self.lookup_indexes() {
+            self.conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))?;
+        }
+        Ok(())
     }
 
     fn write_tx(&mut self, docs: &[DocumentWrite], ctx: &WriteContext<'_>) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
             let s = &self.statements;
-            let mut delete = tx.prepare_cached(&format!("DELETE FROM {s} WHERE digest = ?1"))?;
+            let mut delete = tx.prepare_cached(&format!("DELETE FROM {s} WHERE doc = ?1"))?;
             // kev/epss come from the epss table at write time, so statements
             // are enriched when EPSS was synced first.
             let mut insert = tx.prepare_cached(&format!(
-                "INSERT INTO {s} (digest, vulnerability_id, product_key, purl, aliases,
-                    provider_id, status, justification, detail, action, format, source_uri,
-                    retrieved_at, document_id, revision, first_seen, last_seen, severity,
-                    kev, epss, metadata, inserted_at, run_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                    ?13, ?13, ?16,
+                "INSERT INTO {s} (doc, vulnerability_id, product_key, purl, aliases, status,
+                    justification, detail, action, severity, kev, epss, metadata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
                     (SELECT is_known_exploit FROM epss WHERE cve = ?2),
                     (SELECT json_object('score', epss_score, 'percentile', percentile,
                         'date', score_date) FROM epss WHERE cve = ?2),
-                    ?17, ?18, ?19)
-                 ON CONFLICT (digest, vulnerability_id, product_key) DO NOTHING"
+                    ?11)
+                 ON CONFLICT (doc, vulnerability_id, product_key) DO NOTHING"
             ))?;
             let mut ledger = tx.prepare_cached(
                 "INSERT INTO documents (digest, format, provider_id, source_uri, retrieved_at,
-                    statements, metadata, run_id, processed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                    document_id, revision, statements, metadata, run_id, processed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (digest) DO UPDATE SET format = excluded.format,
                     provider_id = excluded.provider_id, source_uri = excluded.source_uri,
-                    retrieved_at = excluded.retrieved_at, statements = excluded.statements,
+                    retrieved_at = excluded.retrieved_at, document_id = excluded.document_id,
+                    revision = excluded.revision, statements = excluded.statements,
                     metadata = excluded.metadata, run_id = excluded.run_id,
-                    processed_at = excluded.processed_at",
+                    processed_at = excluded.processed_at
+                 RETURNING id",
             )?;
             let inserted_at = format_instant(ctx.inserted_at);
             for doc in docs {
-                let digest = doc.digest.to_string();
-                let retrieved = format_instant(doc.retrieved_at);
+                let id: i64 = ledger.query_row(
+                    params![
+                        doc.digest.to_string(),
+                        doc.format.as_str(),
+                        doc.provider_id,
+                        doc.source_uri,
+                        format_instant(doc.retrieved_at),
+                        doc.document_id,
+                        doc.revision,
+                        doc.claims.len() as i64,
+                        doc.metadata,
+                        ctx.run_id,
+                        inserted_at,
+                    ],
+                    |r| r.get(0),
+                )?;
                 if ctx.force {
-                    delete.execute([&digest])?;
+                    delete.execute([id])?;
                 }
                 for c in &doc.claims {
+                    // Empty lists and maps are stored as NULL (read back as
+                    // [] and {}): most statements have none.
+                    let aliases = (!c.aliases.is_empty())
+                        .then(|| serde_json::to_string(&c.aliases).unwrap_or_default());
+                    let metadata = (!c.metadata.is_empty())
+                        .then(|| serde_json::to_string(&c.metadata).unwrap_or_default());
                     insert.execute(params![
-                        digest,
+                        id,
                         c.vulnerability_id,
                         c.product_key,
                         c.purl,
-                        serde_json::to_string(&c.aliases).unwrap_or_default(),
-                        doc.provider_id,
+                        aliases,
                         c.status.as_str(),
                         c.justification.map(|j| j.as_str()),
                         c.detail,
                         c.action,
-                        doc.format.as_str(),
-                        doc.source_uri,
-                        retrieved,
-                        doc.document_id,
-                        doc.revision,
                         c.severity,
-                        serde_json::to_string(&c.metadata).unwrap_or_default(),
-                        inserted_at,
-                        ctx.run_id,
+                        metadata,
                     ])?;
                 }
-                ledger.execute(params![
-                    digest,
-                    doc.format.as_str(),
-                    doc.provider_id,
-                    doc.source_uri,
-                    retrieved,
-                    doc.claims.len() as i64,
-                    doc.metadata,
-                    ctx.run_id,
-                    inserted_at,
-                ])?;
             }
         }
         tx.commit()
@@ -295,18 +311,20 @@ fn err(path: &Path, context: &str, e: rusqlite::Error) -> Error {
     }
 }
 
-/// Columns read by [`statement_row`], in its order.
-const STATEMENT_COLUMNS: &str = "vulnerability_id, aliases, product_key, purl, provider_id,
-    status, justification, detail, action, digest, format, source_uri, retrieved_at,
-    document_id, revision, first_seen, last_seen, severity, kev, epss, metadata, inserted_at,
-    run_id";
+/// Columns read by [`statement_row`], in its order, from statements `s`
+/// joined with their ledger entry `d`. `firstSeen` and `lastSeen` are the
+/// document's `retrievedAt`; `insertedAt` and `runId` are the ledger's.
+const STATEMENT_COLUMNS: &str = "s.vulnerability_id, s.aliases, s.product_key, s.purl,
+    d.provider_id, s.status, s.justification, s.detail, s.action, d.digest, d.format,
+    d.source_uri, d.retrieved_at, d.document_id, d.revision, d.retrieved_at, d.retrieved_at,
+    s.severity, s.kev, s.epss, s.metadata, d.processed_at, d.run_id";
 
 /// One statement row in the logical (MongoDB) shape.
 fn statement_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Json> {
     let kev: Option<i64> = r.get(18)?;
     Ok(json!({
         "vulnerabilityId": r.get::<_, String>(0)?,
-        "aliases": json_text(r.get(1)?),
+        "aliases": json_text(r.get(1)?, json!([])),
         "productKey": r.get::<_, String>(2)?,
         "purl": r.get::<_, Option<String>>(3)?,
         "providerId": r.get::<_, String>(4)?,
@@ -327,9 +345,9 @@ fn statement_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Json> {
         "signals": {
             "severity": r.get::<_, Option<String>>(17)?,
             "kev": kev.map(|k| k != 0),
-            "epss": json_text(r.get(19)?),
+            "epss": json_text(r.get(19)?, Json::Null),
         },
-        "metadata": json_text(r.get(20)?),
+        "metadata": json_text(r.get(20)?, json!({})),
         "insertedAt": r.get::<_, String>(21)?,
         "runId": r.get::<_, String>(22)?,
     }))
@@ -344,7 +362,7 @@ fn document_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Json> {
         "sourceUri": r.get::<_, String>(3)?,
         "retrievedAt": r.get::<_, String>(4)?,
         "statements": r.get::<_, i64>(5)?,
-        "metadata": json_text(r.get(6)?),
+        "metadata": json_text(r.get(6)?, Json::Null),
         "runId": r.get::<_, String>(7)?,
         "processedAt": r.get::<_, String>(8)?,
     }))
@@ -364,8 +382,8 @@ fn epss_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Json> {
     }))
 }
 
-fn json_text(s: Option<String>) -> Json {
-    s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Json::Null)
+fn json_text(s: Option<String>, empty: Json) -> Json {
+    s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(empty)
 }
 
 impl Store for SqliteStore {
@@ -399,6 +417,29 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn begin_load(&mut self) -> Result<()> {
+        // Into an empty store (a first full replay), building the lookup
+        // indexes once at the end beats updating them at random per row.
+        let s = &self.statements;
+        let empty: bool = self
+            .conn
+            .query_row(&format!("SELECT NOT EXISTS (SELECT 1 FROM {s})"), [], |r| r.get(0))
+            .map_err(|e| err(&self.path, "inspect statements", e))?;
+        if empty {
+            for (name, _) in self.lookup_indexes() {
+                self.conn
+                    .execute_batch(&format!("DROP INDEX IF EXISTS {name}"))
+                    .map_err(|e| err(&self.path, "defer indexes", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn end_load(&mut self) -> Result<()> {
+        self.create_lookup_indexes().map_err(|e| err(&self.path, "build indexes", e))?;
+        self.checkpoint()
+    }
+
     fn known_digests(&mut self, digests: &[Digest]) -> Result<HashSet<Digest>> {
         let mut out = HashSet::new();
         let mut q = self
@@ -424,10 +465,9 @@ impl Store for SqliteStore {
     fn find_statements(&mut self, vulnerability_id: &str, product: &str) -> Result<Vec<Json>> {
         let s = &self.statements;
         let sql = format!(
-            "SELECT {STATEMENT_COLUMNS} FROM {s} WHERE vulnerability_id = ?1 AND product_key = ?2
-             UNION
-             SELECT {STATEMENT_COLUMNS} FROM {s} WHERE purl = ?2 AND vulnerability_id = ?1
-             ORDER BY 13, 10, 3"
+            "SELECT {STATEMENT_COLUMNS} FROM {s} s JOIN documents d ON d.id = s.doc
+             WHERE s.vulnerability_id = ?1 AND (s.product_key = ?2 OR s.purl = ?2)
+             ORDER BY d.retrieved_at, d.digest, s.product_key"
         );
         let mut q = self.conn.prepare(&sql).map_err(|e| err(&self.path, "query statements", e))?;
         let rows = q
@@ -441,7 +481,8 @@ impl Store for SqliteStore {
         let s = &self.statements;
         let sql = match what {
             Export::Statements => format!(
-                "SELECT {STATEMENT_COLUMNS} FROM {s} ORDER BY digest, vulnerability_id, product_key"
+                "SELECT {STATEMENT_COLUMNS} FROM {s} s JOIN documents d ON d.id = s.doc
+                 ORDER BY d.digest, s.vulnerability_id, s.product_key"
             ),
             Export::Documents => "SELECT digest, format, provider_id, source_uri, retrieved_at,
                     statements, metadata, run_id, processed_at FROM documents ORDER BY digest"
@@ -481,7 +522,7 @@ impl Store for SqliteStore {
                     started_at: r.get(3)?,
                     ended_at: r.get(4)?,
                     status: RunStatus::from_name(&r.get::<_, String>(5)?),
-                    counters: json_text(r.get(6)?),
+                    counters: json_text(r.get(6)?, Json::Null),
                     error: r.get(7)?,
                 })
             })
