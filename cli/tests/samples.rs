@@ -62,54 +62,56 @@ fn check_openvex_ledger(wd: &Workdir, dir: &Path) {
     }
 }
 
-#[test]
-fn openvex_samples_as_a_directory() {
-    let Some(samples) = samples() else { return };
-    let dir = samples.join("openvex");
-    let wd = Workdir::new();
-    let out = wd.run(&["statements", "--archive", dir.to_str().unwrap()]);
-    assert_eq!(Summary::parse(&out), expected_openvex());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for (name, reason) in OPENVEX_FAILURES {
-        let line =
-            stderr.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}: {stderr}"));
-        assert!(line.contains(reason), "{line}");
+crate::store_tests! {
+    fn openvex_samples_as_a_directory(kind) {
+        let Some(samples) = samples() else { return };
+        let dir = samples.join("openvex");
+        let wd = Workdir::with(kind);
+        let out = wd.run(&["statements", "--archive", dir.to_str().unwrap()]);
+        assert_eq!(Summary::parse(&out), expected_openvex());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for (name, reason) in OPENVEX_FAILURES {
+            let line =
+                stderr.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}: {stderr}"));
+            assert!(line.contains(reason), "{line}");
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        check_openvex_ledger(&wd, &dir);
     }
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    check_openvex_ledger(&wd, &dir);
 }
 
-#[test]
-fn openvex_samples_as_one_ndjson_archive() {
-    let Some(samples) = samples() else { return };
-    let dir = samples.join("openvex");
-    let wd = Workdir::new();
-    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    names.sort();
-    let lines: Vec<String> = names
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let bytes = std::fs::read(p).unwrap();
-            let uri =
-                format!("https://samples.invalid/{}", p.file_name().unwrap().to_str().unwrap());
-            crate::util::envelope(
-                &bytes,
-                &format!("2024-01-{:02}T00:00:00Z", i + 1),
-                "samples",
-                &uri,
-            )
-        })
-        .collect();
-    let archive = wd.write("openvex.ndjson", lines.join("\n") + "\n");
-    let s = wd.statements(&["--archive", archive.to_str().unwrap()]);
-    assert_eq!(s, expected_openvex());
-    check_openvex_ledger(&wd, &dir);
-    // The later statement wins within a document (trivy multiple: affected
-    // then not_affected).
-    let got =
-        wd.run(&["get", "CVE-2021-44228", "pkg:maven/org.springframework.boot/spring-boot@2.6.0"]);
-    let got = crate::util::json_lines(&got.stdout);
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0]["status"], "not_affected");
+crate::store_tests! {
+    fn openvex_samples_as_one_ndjson_archive(kind) {
+        let Some(samples) = samples() else { return };
+        let dir = samples.join("openvex");
+        let wd = Workdir::with(kind);
+        let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        let lines: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let bytes = std::fs::read(p).unwrap();
+                let uri =
+                    format!("https://samples.invalid/{}", p.file_name().unwrap().to_str().unwrap());
+                crate::util::envelope(
+                    &bytes,
+                    &format!("2024-01-{:02}T00:00:00Z", i + 1),
+                    "samples",
+                    &uri,
+                )
+            })
+            .collect();
+        let archive = wd.write("openvex.ndjson", lines.join("\n") + "\n");
+        let s = wd.statements(&["--archive", archive.to_str().unwrap()]);
+        assert_eq!(s, expected_openvex());
+        check_openvex_ledger(&wd, &dir);
+        // The later statement wins within a document (trivy multiple: affected
+        // then not_affected).
+        let got =
+            wd.run(&["get", "CVE-2021-44228", "pkg:maven/org.springframework.boot/spring-boot@2.6.0"]);
+        let got = crate::util::json_lines(&got.stdout);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["status"], "not_affected");
+    }
 }

@@ -10,58 +10,60 @@ use crate::util::{envelope, openvex_doc, testdata, Summary, Workdir};
 /// (3 failures).
 const FIRST_RUN: Summary = Summary::new(8, 4, 8, 1, 3);
 
-#[test]
-fn rerun_skips_everything_and_force_rewrites_without_duplicates() {
-    let wd = Workdir::new();
-    let archive = testdata("raw/sample.ndjson");
-    let archive = archive.to_str().unwrap();
+crate::store_tests! {
+    fn rerun_skips_everything_and_force_rewrites_without_duplicates(kind) {
+        let wd = Workdir::with(kind);
+        let archive = testdata("raw/sample.ndjson");
+        let archive = archive.to_str().unwrap();
 
-    assert_eq!(wd.statements(&["--archive", archive]), FIRST_RUN);
-    let after_first = wd.export_raw("statements");
-    assert_eq!(after_first.len(), 8);
+        assert_eq!(wd.statements(&["--archive", archive]), FIRST_RUN);
+        let after_first = wd.export_raw("statements");
+        assert_eq!(after_first.len(), 8);
 
-    // Every backfilled document is now skipped; failed ones fail again;
-    // nothing is written (the store is byte-for-byte the same, run ids too).
-    assert_eq!(wd.statements(&["--archive", archive]), Summary::new(8, 0, 0, 5, 3));
-    assert_eq!(wd.export_raw("statements"), after_first);
+        // Every backfilled document is now skipped; failed ones fail again;
+        // nothing is written (the store is byte-for-byte the same, run ids too).
+        assert_eq!(wd.statements(&["--archive", archive]), Summary::new(8, 0, 0, 5, 3));
+        assert_eq!(wd.export_raw("statements"), after_first);
 
-    // --force re-processes earlier runs' documents: same statements count
-    // written, same content, no duplicates. The in-run duplicate is still
-    // skipped.
-    assert_eq!(wd.statements(&["--archive", archive, "--force"]), FIRST_RUN);
-    let after_force = wd.export_raw("statements");
-    assert_eq!(after_force.len(), 8);
-    let strip = |v: &[serde_json::Value]| -> Vec<serde_json::Value> {
-        v.iter()
-            .cloned()
-            .map(|mut s| {
-                s.as_object_mut().unwrap().remove("insertedAt");
-                s.as_object_mut().unwrap().remove("runId");
-                s
-            })
-            .collect()
-    };
-    assert_eq!(strip(&after_force), strip(&after_first));
-    // And they are the forced run's statements now.
-    assert_ne!(after_force[0]["runId"], after_first[0]["runId"]);
+        // --force re-processes earlier runs' documents: same statements count
+        // written, same content, no duplicates. The in-run duplicate is still
+        // skipped.
+        assert_eq!(wd.statements(&["--archive", archive, "--force"]), FIRST_RUN);
+        let after_force = wd.export_raw("statements");
+        assert_eq!(after_force.len(), 8);
+        let strip = |v: &[serde_json::Value]| -> Vec<serde_json::Value> {
+            v.iter()
+                .cloned()
+                .map(|mut s| {
+                    s.as_object_mut().unwrap().remove("insertedAt");
+                    s.as_object_mut().unwrap().remove("runId");
+                    s
+                })
+                .collect()
+        };
+        assert_eq!(strip(&after_force), strip(&after_first));
+        // And they are the forced run's statements now.
+        assert_ne!(after_force[0]["runId"], after_first[0]["runId"]);
+    }
 }
 
-#[test]
-fn documents_are_evaluated_in_retrieved_at_order_whatever_the_file_order() {
-    let wd = Workdir::new();
-    let doc = openvex_doc(1, 1);
-    // The same bytes fetched twice: the earlier fetch is the one kept, even
-    // though it is the later line.
-    let lines = [
-        envelope(&doc, "2025-02-01T00:00:00Z", "late", "https://x/late"),
-        envelope(&doc, "2025-01-01T00:00:00Z", "early", "https://x/early"),
-    ];
-    let a = wd.write("a.ndjson", lines.join("\n"));
-    assert_eq!(wd.statements(&["--archive", a.to_str().unwrap()]), Summary::new(2, 1, 1, 1, 0));
-    let ledger = wd.ledger();
-    assert_eq!(ledger.len(), 1);
-    assert_eq!(ledger[0]["providerId"], "early");
-    assert_eq!(ledger[0]["statements"], 1);
+crate::store_tests! {
+    fn documents_are_evaluated_in_retrieved_at_order_whatever_the_file_order(kind) {
+        let wd = Workdir::with(kind);
+        let doc = openvex_doc(1, 1);
+        // The same bytes fetched twice: the earlier fetch is the one kept, even
+        // though it is the later line.
+        let lines = [
+            envelope(&doc, "2025-02-01T00:00:00Z", "late", "https://x/late"),
+            envelope(&doc, "2025-01-01T00:00:00Z", "early", "https://x/early"),
+        ];
+        let a = wd.write("a.ndjson", lines.join("\n"));
+        assert_eq!(wd.statements(&["--archive", a.to_str().unwrap()]), Summary::new(2, 1, 1, 1, 0));
+        let ledger = wd.ledger();
+        assert_eq!(ledger.len(), 1);
+        assert_eq!(ledger[0]["providerId"], "early");
+        assert_eq!(ledger[0]["statements"], 1);
+    }
 }
 
 /// Four documents on four days, 2 statements each.
@@ -77,41 +79,43 @@ fn dated_archive(wd: &Workdir) -> String {
     wd.write("dated.ndjson", lines.join("\n") + "\n").display().to_string()
 }
 
-#[test]
-fn retrieved_since_keeps_documents_on_or_after_the_instant() {
-    let wd = Workdir::new();
-    let a = dated_archive(&wd);
-    // Inclusive bound, given with an offset: 13:00+01:00 is 12:00Z.
-    let s = wd.statements(&["--archive", &a, "--retrieved-since", "2025-01-03T13:00:00+01:00"]);
-    assert_eq!(s, Summary::new(2, 2, 4, 0, 0));
-    let mut days: Vec<String> =
-        wd.ledger().iter().map(|d| d["retrievedAt"].as_str().unwrap()[..10].to_owned()).collect();
-    days.sort();
-    assert_eq!(days, ["2025-01-03", "2025-01-04"]);
-    // No offset means UTC; a bare date is midnight UTC.
-    let wd = Workdir::new();
-    let a = dated_archive(&wd);
-    assert_eq!(wd.statements(&["--archive", &a, "--retrieved-since", "2025-01-02"]).evaluated, 3);
+crate::store_tests! {
+    fn retrieved_since_keeps_documents_on_or_after_the_instant(kind) {
+        let wd = Workdir::with(kind);
+        let a = dated_archive(&wd);
+        // Inclusive bound, given with an offset: 13:00+01:00 is 12:00Z.
+        let s = wd.statements(&["--archive", &a, "--retrieved-since", "2025-01-03T13:00:00+01:00"]);
+        assert_eq!(s, Summary::new(2, 2, 4, 0, 0));
+        let mut days: Vec<String> =
+            wd.ledger().iter().map(|d| d["retrievedAt"].as_str().unwrap()[..10].to_owned()).collect();
+        days.sort();
+        assert_eq!(days, ["2025-01-03", "2025-01-04"]);
+        // No offset means UTC; a bare date is midnight UTC.
+        let wd = Workdir::with(kind);
+        let a = dated_archive(&wd);
+        assert_eq!(wd.statements(&["--archive", &a, "--retrieved-since", "2025-01-02"]).evaluated, 3);
+    }
 }
 
-#[test]
-fn max_documents_caps_the_earliest_documents() {
-    let wd = Workdir::new();
-    let a = dated_archive(&wd);
-    assert_eq!(
-        wd.statements(&["--archive", &a, "--max-documents", "2"]),
-        Summary::new(2, 2, 4, 0, 0)
-    );
-    let mut days: Vec<String> =
-        wd.ledger().iter().map(|d| d["retrievedAt"].as_str().unwrap()[..10].to_owned()).collect();
-    days.sort();
-    assert_eq!(days, ["2025-01-01", "2025-01-02"]);
-    // The next capped run takes the next two: the first two are skipped
-    // but still count as evaluated.
-    assert_eq!(
-        wd.statements(&["--archive", &a, "--max-documents", "3"]),
-        Summary::new(3, 1, 2, 2, 0)
-    );
+crate::store_tests! {
+    fn max_documents_caps_the_earliest_documents(kind) {
+        let wd = Workdir::with(kind);
+        let a = dated_archive(&wd);
+        assert_eq!(
+            wd.statements(&["--archive", &a, "--max-documents", "2"]),
+            Summary::new(2, 2, 4, 0, 0)
+        );
+        let mut days: Vec<String> =
+            wd.ledger().iter().map(|d| d["retrievedAt"].as_str().unwrap()[..10].to_owned()).collect();
+        days.sort();
+        assert_eq!(days, ["2025-01-01", "2025-01-02"]);
+        // The next capped run takes the next two: the first two are skipped
+        // but still count as evaluated.
+        assert_eq!(
+            wd.statements(&["--archive", &a, "--max-documents", "3"]),
+            Summary::new(3, 1, 2, 2, 0)
+        );
+    }
 }
 
 /// An archive with everything that makes ordering and dedupe interesting:
@@ -140,76 +144,80 @@ fn mixed_archive(wd: &Workdir) -> String {
     wd.write("mixed.ndjson", lines.join("\n") + "\n").display().to_string()
 }
 
-#[test]
-fn results_do_not_depend_on_threads_or_batch_size() {
-    let reference = Workdir::new();
-    let a = mixed_archive(&reference);
-    let expected = reference.statements(&["--archive", &a, "--threads", "1", "--batch-size", "1"]);
-    assert!(expected.failures > 0 && expected.skipped > 0 && expected.claims > 0, "{expected:?}");
-    let expected_store = reference.export();
-    let expected_ledger = reference.ledger();
-    for threads in ["1", "2"] {
-        for batch in ["1", "7", "100"] {
-            let wd = Workdir::new();
-            let a = mixed_archive(&wd);
-            let s = wd.statements(&["--archive", &a, "--threads", threads, "--batch-size", batch]);
-            assert_eq!(s, expected, "threads {threads}, batch size {batch}");
-            assert_eq!(wd.export(), expected_store, "threads {threads}, batch size {batch}");
-            assert_eq!(wd.ledger(), expected_ledger, "threads {threads}, batch size {batch}");
+crate::store_tests! {
+    fn results_do_not_depend_on_threads_or_batch_size(kind) {
+        let reference = Workdir::with(kind);
+        let a = mixed_archive(&reference);
+        let expected = reference.statements(&["--archive", &a, "--threads", "1", "--batch-size", "1"]);
+        assert!(expected.failures > 0 && expected.skipped > 0 && expected.claims > 0, "{expected:?}");
+        let expected_store = reference.export();
+        let expected_ledger = reference.ledger();
+        for threads in ["1", "2"] {
+            for batch in ["1", "7", "100"] {
+                let wd = Workdir::with(kind);
+                let a = mixed_archive(&wd);
+                let s = wd.statements(&["--archive", &a, "--threads", threads, "--batch-size", batch]);
+                assert_eq!(s, expected, "threads {threads}, batch size {batch}");
+                assert_eq!(wd.export(), expected_store, "threads {threads}, batch size {batch}");
+                assert_eq!(wd.ledger(), expected_ledger, "threads {threads}, batch size {batch}");
+            }
         }
     }
 }
 
-#[test]
-fn counters_add_up_and_json_output_matches_summary() {
-    let wd = Workdir::new();
-    let a = mixed_archive(&wd);
-    let out = wd.run(&["statements", "--archive", &a, "--json"]);
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    let n = |k: &str| v[k].as_u64().unwrap();
-    assert_eq!(n("evaluated"), n("backfilled") + n("skipped") + n("failures"));
-    assert_eq!(n("claimsWritten") as usize, wd.export().len());
-    assert_eq!(n("backfilled") as usize, wd.ledger().len());
-    assert_eq!(v["stopped"], false);
+crate::store_tests! {
+    fn counters_add_up_and_json_output_matches_summary(kind) {
+        let wd = Workdir::with(kind);
+        let a = mixed_archive(&wd);
+        let out = wd.run(&["statements", "--archive", &a, "--json"]);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        let n = |k: &str| v[k].as_u64().unwrap();
+        assert_eq!(n("evaluated"), n("backfilled") + n("skipped") + n("failures"));
+        assert_eq!(n("claimsWritten") as usize, wd.export().len());
+        assert_eq!(n("backfilled") as usize, wd.ledger().len());
+        assert_eq!(v["stopped"], false);
+    }
 }
 
-#[test]
-fn failures_are_logged_with_digest_and_reason_and_not_recorded() {
-    let wd = Workdir::new();
-    let doc = openvex_doc(1, 1);
-    let mut bad =
-        serde_json::from_str::<serde_json::Value>(&envelope(&doc, "2025-01-01", "p", "u")).unwrap();
-    bad["digest"] = format!("sha256:{}", "ab".repeat(32)).into();
-    let a = wd.write("a.ndjson", bad.to_string());
-    let out = wd.run(&["statements", "--archive", a.to_str().unwrap()]);
-    assert_eq!(Summary::parse(&out), Summary::new(1, 0, 0, 0, 1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("sha256:{}", "ab".repeat(32))), "{stderr}");
-    assert!(stderr.contains("digest mismatch"), "{stderr}");
-    assert!(stderr.contains("a.ndjson:1"), "{stderr}");
-    assert!(wd.ledger().is_empty());
+crate::store_tests! {
+    fn failures_are_logged_with_digest_and_reason_and_not_recorded(kind) {
+        let wd = Workdir::with(kind);
+        let doc = openvex_doc(1, 1);
+        let mut bad =
+            serde_json::from_str::<serde_json::Value>(&envelope(&doc, "2025-01-01", "p", "u")).unwrap();
+        bad["digest"] = format!("sha256:{}", "ab".repeat(32)).into();
+        let a = wd.write("a.ndjson", bad.to_string());
+        let out = wd.run(&["statements", "--archive", a.to_str().unwrap()]);
+        assert_eq!(Summary::parse(&out), Summary::new(1, 0, 0, 0, 1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("sha256:{}", "ab".repeat(32))), "{stderr}");
+        assert!(stderr.contains("digest mismatch"), "{stderr}");
+        assert!(stderr.contains("a.ndjson:1"), "{stderr}");
+        assert!(wd.ledger().is_empty());
+    }
 }
 
-#[test]
-fn loose_json_files_use_mtime_or_retrieved_at() {
-    let wd = Workdir::new();
-    let doc = openvex_doc(3, 2);
-    wd.write("dir/one.json", &doc);
-    wd.write("dir/notes.txt", "ignored");
-    let dir = wd.path("dir");
-    let s = wd.statements(&[
-        "--archive",
-        dir.to_str().unwrap(),
-        "--retrieved-at",
-        "2024-06-01T00:00:00Z",
-        "--provider",
-        "vendor-x",
-    ]);
-    assert_eq!(s, Summary::new(1, 1, 2, 0, 0));
-    let ledger = wd.ledger();
-    assert_eq!(ledger[0]["retrievedAt"], "2024-06-01T00:00:00Z");
-    assert_eq!(ledger[0]["providerId"], "vendor-x");
-    assert_eq!(ledger[0]["digest"], crate::util::sha256(&doc));
-    assert!(ledger[0]["sourceUri"].as_str().unwrap().ends_with("one.json"));
+crate::store_tests! {
+    fn loose_json_files_use_mtime_or_retrieved_at(kind) {
+        let wd = Workdir::with(kind);
+        let doc = openvex_doc(3, 2);
+        wd.write("dir/one.json", &doc);
+        wd.write("dir/notes.txt", "ignored");
+        let dir = wd.path("dir");
+        let s = wd.statements(&[
+            "--archive",
+            dir.to_str().unwrap(),
+            "--retrieved-at",
+            "2024-06-01T00:00:00Z",
+            "--provider",
+            "vendor-x",
+        ]);
+        assert_eq!(s, Summary::new(1, 1, 2, 0, 0));
+        let ledger = wd.ledger();
+        assert_eq!(ledger[0]["retrievedAt"], "2024-06-01T00:00:00Z");
+        assert_eq!(ledger[0]["providerId"], "vendor-x");
+        assert_eq!(ledger[0]["digest"], crate::util::sha256(&doc));
+        assert!(ledger[0]["sourceUri"].as_str().unwrap().ends_with("one.json"));
+    }
 }

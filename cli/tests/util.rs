@@ -7,18 +7,148 @@ use std::process::{Command, Output};
 
 use serde_json::Value as Json;
 
-/// A temporary directory with a store in it, deleted at the end.
+/// Which store a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A SQLite file in the test's temporary directory.
+    Sqlite,
+    /// A database of its own on the server in `BACKFILL_TEST_MONGODB_URI`,
+    /// dropped at the end.
+    Mongo,
+}
+
+/// Server for the MongoDB variants of the tests (scripts/test starts one).
+pub const MONGODB_URI_ENV: &str = "BACKFILL_TEST_MONGODB_URI";
+
+/// The statements collection to use on that server (scripts/test sets
+/// `vex_statements` for nx-27017, which rejects dots in names).
+pub const STATEMENTS_COLLECTION_ENV: &str = "BACKFILL_TEST_STATEMENTS_COLLECTION";
+
+/// The base URI of the test server, if any.
+pub fn mongo_uri() -> Option<String> {
+    std::env::var(MONGODB_URI_ENV).ok().filter(|u| !u.trim().is_empty())
+}
+
+/// True when CI=true (or any value but empty/0/false).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// Whether the MongoDB variant of a test can run. Without a server it
+/// prints `SKIPPED` and returns false, except in CI, where it fails: CI
+/// never skips the MongoDB tests.
+pub fn mongo_available() -> bool {
+    if mongo_uri().is_some() {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "{MONGODB_URI_ENV} is not set: run the tests with scripts/test, which starts a \
+         MongoDB-compatible server (CI never skips the MongoDB tests)"
+    );
+    eprintln!("SKIPPED: {MONGODB_URI_ENV} is not set (scripts/test sets it)");
+    false
+}
+
+/// `base` (a mongodb:// URI) with `db` as its database. A database already
+/// in the path stays the authentication database.
+pub fn with_database(base: &str, db: &str) -> String {
+    let (scheme, rest) = base.split_once("://").expect("a mongodb:// URI");
+    let (before_query, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, q),
+        None => (rest, ""),
+    };
+    let (authority, path) = before_query.split_once('/').unwrap_or((before_query, ""));
+    let mut params: Vec<String> =
+        query.split('&').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+    if !path.is_empty() && !params.iter().any(|p| p.to_ascii_lowercase().starts_with("authsource="))
+    {
+        params.push(format!("authSource={path}"));
+    }
+    let query = if params.is_empty() { String::new() } else { format!("?{}", params.join("&")) };
+    format!("{scheme}://{authority}/{db}{query}")
+}
+
+/// A database name unique to this process and call, readable: `bf_<pid>_<n>_<test>`.
+pub fn unique_db_name() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let thread = std::thread::current();
+    // The test harness names the thread after the test.
+    let test = thread
+        .name()
+        .unwrap_or("test")
+        .rsplit("::")
+        .find(|part| !matches!(*part, "mongo" | "sqlite"))
+        .unwrap_or("test");
+    let test: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .take(32)
+        .collect();
+    format!("bf_{}_{n}_{test}", std::process::id())
+}
+
+/// Defines a test body once and runs it against both stores:
+/// `NAME::sqlite` and `NAME::mongo`. The MongoDB variant skips (prints
+/// `SKIPPED`) without a server, except in CI, where it fails.
+#[macro_export]
+macro_rules! store_tests {
+    ($( $(#[$meta:meta])* fn $name:ident($kind:ident) $body:block )*) => {$(
+        $(#[$meta])*
+        fn $name($kind: $crate::util::StoreKind) $body
+
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::util::StoreKind::Sqlite)
+            }
+
+            #[test]
+            fn mongo() {
+                if $crate::util::mongo_available() {
+                    super::$name($crate::util::StoreKind::Mongo)
+                }
+            }
+        }
+    )*};
+}
+
+/// A temporary directory with a store in it, deleted at the end (a MongoDB
+/// database is dropped).
 pub struct Workdir {
     dir: tempfile::TempDir,
     /// Store URI passed to every command.
     pub store: String,
+    /// Which store that is.
+    pub kind: StoreKind,
+    /// `--statements-collection`, when not the default.
+    pub statements_collection: Option<String>,
 }
 
 impl Workdir {
+    /// A workdir with a SQLite store.
     pub fn new() -> Workdir {
+        Workdir::with(StoreKind::Sqlite)
+    }
+
+    /// A workdir with a store of the given kind (for MongoDB, a database of
+    /// its own; call [`mongo_available`] first).
+    pub fn with(kind: StoreKind) -> Workdir {
         let dir = tempfile::Builder::new().prefix("backfill-test-").tempdir().unwrap();
-        let store = dir.path().join("backfill.db").display().to_string();
-        Workdir { dir, store }
+        match kind {
+            StoreKind::Sqlite => {
+                let store = dir.path().join("backfill.db").display().to_string();
+                Workdir { dir, store, kind, statements_collection: None }
+            }
+            StoreKind::Mongo => {
+                let base = mongo_uri().unwrap_or_else(|| panic!("{MONGODB_URI_ENV} is not set"));
+                let store = with_database(&base, &unique_db_name());
+                let statements_collection =
+                    std::env::var(STATEMENTS_COLLECTION_ENV).ok().filter(|c| !c.is_empty());
+                Workdir { dir, store, kind, statements_collection }
+            }
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -38,6 +168,9 @@ impl Workdir {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_backfill"));
         c.args(args).arg("--store").arg(&self.store).env_remove("RUST_LOG");
+        if let Some(name) = &self.statements_collection {
+            c.arg("--statements-collection").arg(name);
+        }
         c
     }
 
@@ -89,6 +222,25 @@ impl Workdir {
 
     pub fn export_raw(&self, what: &str) -> Vec<Json> {
         json_lines(&self.run(&["export", what]).stdout)
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        if self.kind == StoreKind::Mongo {
+            let opts = backfill_engine::StoreOptions {
+                statements_collection: self
+                    .statements_collection
+                    .clone()
+                    .unwrap_or_else(|| "vex.statements".into()),
+                ..Default::default()
+            };
+            let dropped = backfill_engine::store::MongoStore::open(&self.store, &opts)
+                .and_then(|mut s| s.drop_database());
+            if let Err(e) = dropped {
+                eprintln!("warning: could not drop the test database {}: {e}", self.store);
+            }
+        }
     }
 }
 
