@@ -12,6 +12,11 @@ use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 
+// Parsing allocates many small strings on every worker thread; mimalloc's
+// per-thread heaps keep that off the critical path.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Data-parallel batch engine for vulnerability intelligence.
 ///
 /// Replays raw VEX documents (CSAF, CycloneDX, OpenVEX) into normalized

@@ -78,18 +78,19 @@ fn hex_val(c: u8) -> Option<u8> {
     }
 }
 
-/// Hashes a digest with xxh3. The digest is already uniformly random, but
-/// xxh3 keeps the set safe with untrusted declared digests too.
+/// A `Hasher` built on one-shot xxh3: each `write` hashes its bytes seeded
+/// with the state so far. Cheaper than a streaming state for the short keys
+/// hashed here (digests, ids), and safe with untrusted input.
 #[derive(Default)]
-pub struct Xxh3Hasher(xxhash_rust::xxh3::Xxh3Default);
+pub struct Xxh3Hasher(u64);
 
 impl Hasher for Xxh3Hasher {
     fn finish(&self) -> u64 {
-        self.0.digest()
+        self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
     }
 }
 

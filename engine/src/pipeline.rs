@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::dedupe::{Digest, DigestSet};
 use crate::error::{Error, Result};
-use crate::parse::{self, evaluate, Outcome, Scratch};
+use crate::parse::{self, evaluate, DocumentWrite, Outcome, Scratch};
 use crate::source::{Archives, Entry, Limits, LooseFileDefaults};
 use crate::stats::StatementStats;
 use crate::store::{RunRecord, RunStatus, Store, WriteContext};
@@ -178,7 +178,25 @@ fn build_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::Config(format!("cannot start {threads} worker threads: {e}")))
 }
 
+/// A request to the writer thread, which owns the store. Requests are
+/// served in order.
+enum Request {
+    /// Which of these digests are in the ledger (answered on the reply
+    /// channel).
+    Known(Vec<Digest>),
+    /// Write these documents, then count the batch.
+    Write { docs: Vec<DocumentWrite>, stats: StatementStats, evaluated: u64 },
+}
+
 /// The batch loop; returns whether it was stopped.
+///
+/// Two threads share the work so that parsing never waits for the store:
+/// this one scans, evaluates batches on the rayon pool and decides skips
+/// in order; a writer thread owns the store and performs ledger lookups
+/// and batch writes in the order they were sent. The lookup for batch N+1
+/// is sent before the write of batch N: it only needs to see earlier runs,
+/// since duplicates within this run are caught by the in-memory set.
+/// Counters are added only once a batch is durably written.
 fn execute(
     cfg: &StatementsConfig,
     store: &mut dyn Store,
@@ -198,36 +216,107 @@ fn execute(
         "Archives scanned."
     );
 
+    let (req_tx, req_rx) = crossbeam_channel::bounded::<Request>(2);
+    let (known_tx, known_rx) = crossbeam_channel::bounded::<Result<HashSet<Digest>>>(1);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> (StatementStats, Result<()>) {
+            let mut written = StatementStats::default();
+            for req in req_rx {
+                match req {
+                    Request::Known(digests) => {
+                        let _ = known_tx.send(store.known_digests(&digests));
+                    }
+                    Request::Write { docs, stats, evaluated } => {
+                        if !docs.is_empty() {
+                            let ctx = WriteContext {
+                                run_id: &run.run_id,
+                                inserted_at: now_micros(),
+                                force: cfg.force,
+                            };
+                            // On error the loop ends: dropping the receiver
+                            // stops the producer at its next send.
+                            if let Err(e) = store.write_documents(&docs, &ctx) {
+                                return (written, Err(e));
+                            }
+                        }
+                        written += stats;
+                        progress.advance(evaluated);
+                    }
+                }
+            }
+            (written, Ok(()))
+        });
+        let produced = produce(cfg, &archives, &entries, &pool, stop, &req_tx, &known_rx);
+        drop(req_tx);
+        let (written, result) =
+            writer.join().map_err(|_| Error::Config("the writer thread panicked".into()))?;
+        // Only durably written batches count.
+        *stats = written;
+        // A writer error is the root cause of any producer error.
+        result?;
+        produced
+    })
+}
+
+/// The producing half of [`execute`]: evaluates batches in order and
+/// sends lookups and writes to the writer. Returns whether it was stopped.
+fn produce(
+    cfg: &StatementsConfig,
+    archives: &Archives,
+    entries: &[Entry],
+    pool: &rayon::ThreadPool,
+    stop: &AtomicBool,
+    req_tx: &crossbeam_channel::Sender<Request>,
+    known_rx: &crossbeam_channel::Receiver<Result<HashSet<Digest>>>,
+) -> Result<bool> {
+    let writer_gone = || Error::Config("the store writer stopped".into());
+    let lookup = |batch: &[Entry]| -> Result<()> {
+        if !cfg.force {
+            let digests = batch.iter().filter(|e| e.failure.is_none()).map(|e| e.digest).collect();
+            req_tx.send(Request::Known(digests)).map_err(|_| writer_gone())?;
+        }
+        Ok(())
+    };
     let seen = DigestSet::new();
     let mut scratch = Scratch::default();
     let sequential = pool.current_num_threads() == 1;
-    for batch in entries.chunks(cfg.batch_size) {
+    let batches: Vec<&[Entry]> = entries.chunks(cfg.batch_size).collect();
+    if let Some(first) = batches.first() {
+        lookup(first)?;
+    }
+    for (i, batch) in batches.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
             return Ok(true);
         }
-        let candidates: Vec<Digest> =
-            batch.iter().filter(|e| e.failure.is_none()).map(|e| e.digest).collect();
-        let ledger = if cfg.force { HashSet::new() } else { store.known_digests(&candidates)? };
+        let ledger = if cfg.force {
+            HashSet::new()
+        } else {
+            known_rx.recv().map_err(|_| writer_gone())??
+        };
+        // Queue the next lookup now, ahead of this batch's write.
+        if let Some(next) = batches.get(i + 1) {
+            lookup(next)?;
+        }
         let known = |e: &Entry| {
             e.failure.is_none() && (ledger.contains(&e.digest) || seen.contains(&e.digest))
         };
         let outcomes: Vec<Outcome> = if sequential {
             batch
                 .iter()
-                .map(|e| evaluate(&archives, e, known(e), &cfg.limits, &mut scratch))
+                .map(|e| evaluate(archives, e, known(e), &cfg.limits, &mut scratch))
                 .collect()
         } else {
             pool.install(|| {
                 batch
                     .par_iter()
                     .map_init(Scratch::default, |s, e| {
-                        evaluate(&archives, e, known(e), &cfg.limits, s)
+                        evaluate(archives, e, known(e), &cfg.limits, s)
                     })
                     .collect()
             })
         };
 
-        let mut writes = Vec::new();
+        let mut docs = Vec::new();
         let mut batch_stats = StatementStats::default();
         for (e, outcome) in batch.iter().zip(outcomes) {
             batch_stats.evaluated += 1;
@@ -254,20 +343,17 @@ fn execute(
                     if seen.insert(doc.digest) {
                         batch_stats.backfilled += 1;
                         batch_stats.claims_written += doc.claims.len() as u64;
-                        writes.push(*doc);
+                        docs.push(*doc);
                     } else {
                         batch_stats.skipped += 1;
                     }
                 }
             }
         }
-        if !writes.is_empty() {
-            let ctx =
-                WriteContext { run_id: &run.run_id, inserted_at: now_micros(), force: cfg.force };
-            store.write_documents(&writes, &ctx)?;
-        }
-        *stats += batch_stats;
-        progress.advance(batch.len() as u64);
+        let evaluated = batch.len() as u64;
+        req_tx
+            .send(Request::Write { docs, stats: batch_stats, evaluated })
+            .map_err(|_| writer_gone())?;
     }
     Ok(false)
 }

@@ -285,22 +285,45 @@ pub fn push_unique(list: &mut Vec<String>, s: &str) {
 /// Keeps one claim per (vulnerability, product key): a later claim replaces
 /// an earlier one at the earlier one's position. Normalizers call this last
 /// so no claim is ever lost to the store's unique key.
-pub fn dedupe_claims(claims: Vec<Claim>) -> Vec<Claim> {
-    let mut index: std::collections::HashMap<(String, String), usize> =
-        std::collections::HashMap::with_capacity(claims.len());
-    let mut out: Vec<Claim> = Vec::with_capacity(claims.len());
-    for c in claims {
-        let key = (c.vulnerability_id.clone(), c.product_key.clone());
-        match index.get(&key) {
-            Some(&i) => out[i] = c,
-            None => {
-                index.insert(key, out.len());
+pub fn dedupe_claims(mut claims: Vec<Claim>) -> Vec<Claim> {
+    // For each claim, the index of the last claim with its key; keys are
+    // borrowed, not cloned (this runs for every document).
+    let mut last: Vec<usize> = (0..claims.len()).collect();
+    {
+        let mut index: std::collections::HashMap<(&str, &str), usize, Xxh3Build> =
+            std::collections::HashMap::with_capacity_and_hasher(claims.len(), Xxh3Build::default());
+        for (i, c) in claims.iter().enumerate() {
+            match index.entry((c.vulnerability_id.as_str(), c.product_key.as_str())) {
+                std::collections::hash_map::Entry::Occupied(o) => last[*o.get()] = i,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+            }
+        }
+        if index.len() == claims.len() {
+            return claims; // the common case: nothing repeated
+        }
+        // Flag first occurrences; the others are dropped below.
+        for &first in index.values() {
+            last[first] |= FIRST;
+        }
+    }
+    let mut slots: Vec<Option<Claim>> = claims.drain(..).map(Some).collect();
+    let mut out = Vec::with_capacity(slots.len());
+    for &l in &last {
+        if l & FIRST != 0 {
+            if let Some(c) = slots[l & !FIRST].take() {
                 out.push(c);
             }
         }
     }
     out
 }
+
+/// High bit marking a first occurrence in [`dedupe_claims`].
+const FIRST: usize = 1 << (usize::BITS - 1);
+
+type Xxh3Build = std::hash::BuildHasherDefault<crate::dedupe::Xxh3Hasher>;
 
 #[cfg(test)]
 mod tests {

@@ -31,6 +31,9 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     statements: String,
+    /// Look up `epss` for each statement written; off while the table is
+    /// empty (decided at `begin_load`), which saves two probes per row.
+    enrich_on_write: bool,
 }
 
 /// Quotes an identifier for SQL (table names may contain dots).
@@ -43,7 +46,12 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>, opts: &StoreOptions) -> Result<SqliteStore> {
         let path = path.as_ref().to_owned();
         let conn = Connection::open(&path).map_err(|e| err(&path, "open", e))?;
-        let mut store = SqliteStore { conn, path, statements: ident(&opts.statements_collection) };
+        let mut store = SqliteStore {
+            conn,
+            path,
+            statements: ident(&opts.statements_collection),
+            enrich_on_write: true,
+        };
         store.init().map_err(|e| err(&store.path, "create schema", e))?;
         Ok(store)
     }
@@ -156,14 +164,18 @@ impl SqliteStore {
             let mut delete = tx.prepare_cached(&format!("DELETE FROM {s} WHERE doc = ?1"))?;
             // kev/epss come from the epss table at write time, so statements
             // are enriched when EPSS was synced first.
+            let (kev, epss) = if self.enrich_on_write {
+                (
+                    KEV_OF_ROW.replace("vulnerability_id", "?2"),
+                    EPSS_OF_ROW.replace("vulnerability_id", "?2"),
+                )
+            } else {
+                ("NULL".to_owned(), "NULL".to_owned())
+            };
             let mut insert = tx.prepare_cached(&format!(
                 "INSERT INTO {s} (doc, vulnerability_id, product_key, purl, aliases, status,
                     justification, detail, action, severity, kev, epss, metadata)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
-                    (SELECT is_known_exploit FROM epss WHERE cve = ?2),
-                    (SELECT json_object('score', epss_score, 'percentile', percentile,
-                        'date', score_date) FROM epss WHERE cve = ?2),
-                    ?11)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {kev}, {epss}, ?11)
                  ON CONFLICT (doc, vulnerability_id, product_key) DO NOTHING"
             ))?;
             let mut ledger = tx.prepare_cached(
@@ -303,6 +315,13 @@ impl SqliteStore {
     }
 }
 
+/// `signals.kev` of a statement row, from the epss table.
+const KEV_OF_ROW: &str = "(SELECT is_known_exploit FROM epss WHERE cve = vulnerability_id)";
+
+/// `signals.epss` of a statement row, from the epss table.
+const EPSS_OF_ROW: &str = "(SELECT json_object('score', epss_score, 'percentile', percentile,
+    'date', score_date) FROM epss WHERE cve = vulnerability_id)";
+
 fn err(path: &Path, context: &str, e: rusqlite::Error) -> Error {
     Error::Store {
         store: path.display().to_string(),
@@ -425,6 +444,10 @@ impl Store for SqliteStore {
             .conn
             .query_row(&format!("SELECT NOT EXISTS (SELECT 1 FROM {s})"), [], |r| r.get(0))
             .map_err(|e| err(&self.path, "inspect statements", e))?;
+        self.enrich_on_write = self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM epss)", [], |r| r.get(0))
+            .map_err(|e| err(&self.path, "inspect epss", e))?;
         if empty {
             for (name, _) in self.lookup_indexes() {
                 self.conn
@@ -564,9 +587,7 @@ impl Store for SqliteStore {
         let s = &self.statements;
         // Same expressions as at write time, so a statement written after
         // the sync and one enriched later are identical.
-        let kev = "(SELECT is_known_exploit FROM epss WHERE cve = vulnerability_id)";
-        let epss = "(SELECT json_object('score', epss_score, 'percentile', percentile,
-                      'date', score_date) FROM epss WHERE cve = vulnerability_id)";
+        let (kev, epss) = (KEV_OF_ROW, EPSS_OF_ROW);
         self.conn
             .execute(
                 &format!(
