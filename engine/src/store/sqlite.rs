@@ -68,7 +68,7 @@ impl SqliteStore {
         // WAL + NORMAL: a commit survives a process crash; the final
         // checkpoint at the end of a run makes it durable on disk.
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        self.conn.pragma_update(None, "cache_size", -65536)?;
+        self.conn.pragma_update(None, "cache_size", -262144)?;
         // Fewer, larger checkpoints: a page written by many batches is
         // copied to the main file once.
         self.conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
