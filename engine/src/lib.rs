@@ -78,7 +78,7 @@ pub use pipeline::{
     new_run_id, order_entries, run_statements, NoProgress, Progress, RunInfo, StatementsConfig,
     StatementsReport,
 };
-pub use source::{Archives, Entry, InputFile, InputKind, Limits, LooseFileDefaults};
+pub use source::{Archives, Entry, InputFile, InputKind, Limits, LooseFileDefaults, Position};
 pub use stats::StatementStats;
 pub use store::{
     Checkpoint, EpssRow, Export, RunRecord, RunStatus, SqliteStore, Store, StoreOptions,

@@ -15,9 +15,9 @@ use rayon::prelude::*;
 use crate::dedupe::{Digest, DigestSet};
 use crate::error::{Error, Result};
 use crate::parse::{self, evaluate, DocumentWrite, Outcome, Scratch};
-use crate::source::{Archives, Entry, Limits, LooseFileDefaults};
+use crate::source::{Archives, Entry, Limits, LooseFileDefaults, Position};
 use crate::stats::StatementStats;
-use crate::store::{RunRecord, RunStatus, Store, WriteContext};
+use crate::store::{Checkpoint, RunRecord, RunStatus, Store, WriteContext};
 
 /// Everything `backfill statements` needs to know, built once from the
 /// command line.
@@ -185,7 +185,12 @@ enum Request {
     /// channel).
     Known(Vec<Digest>),
     /// Write these documents, then count the batch.
-    Write { docs: Vec<DocumentWrite>, stats: StatementStats, evaluated: u64 },
+    Write {
+        docs: Vec<DocumentWrite>,
+        stats: StatementStats,
+        evaluated: u64,
+        checkpoint: Checkpoint,
+    },
 }
 
 /// The batch loop; returns whether it was stopped.
@@ -207,7 +212,23 @@ fn execute(
 ) -> Result<bool> {
     let archives = Archives::open(&cfg.archives, cfg.loose.clone())?;
     let pool = build_pool(cfg.threads)?;
-    let entries = pool.install(|| order_entries(&archives, cfg));
+    let mut entries = pool.install(|| order_entries(&archives, cfg));
+    let source = archives.identity(&cfg.archives);
+    // Resume after an unfinished run over the same inputs: skip what it
+    // already evaluated, so its counters and ours add up.
+    let resume = store
+        .load_checkpoint(STATEMENTS_CHECKPOINT, &source)?
+        .filter(|cp| !cp.complete)
+        .and_then(|cp| Position::from_checkpoint_fields(&cp.sequence, &cp.chunk, cp.offset));
+    if let Some(after) = &resume {
+        let done = entries.partition_point(|e| archives.position(e) <= *after);
+        tracing::info!(
+            skipped = done,
+            after = %format!("{} {}", parse::format_instant(after.retrieved_at), after.digest),
+            "Resuming an unfinished run."
+        );
+        entries.drain(..done);
+    }
     progress.begin(entries.len() as u64);
     tracing::info!(
         files = archives.files().len(),
@@ -226,18 +247,17 @@ fn execute(
                     Request::Known(digests) => {
                         let _ = known_tx.send(store.known_digests(&digests));
                     }
-                    Request::Write { docs, stats, evaluated } => {
-                        if !docs.is_empty() {
-                            let ctx = WriteContext {
-                                run_id: &run.run_id,
-                                inserted_at: now_micros(),
-                                force: cfg.force,
-                            };
-                            // On error the loop ends: dropping the receiver
-                            // stops the producer at its next send.
-                            if let Err(e) = store.write_documents(&docs, &ctx) {
-                                return (written, Err(e));
-                            }
+                    Request::Write { docs, stats, evaluated, checkpoint } => {
+                        let ctx = WriteContext {
+                            run_id: &run.run_id,
+                            inserted_at: now_micros(),
+                            force: cfg.force,
+                            checkpoint: Some(&checkpoint),
+                        };
+                        // On error the loop ends: dropping the receiver
+                        // stops the producer at its next send.
+                        if let Err(e) = store.write_documents(&docs, &ctx) {
+                            return (written, Err(e));
                         }
                         written += stats;
                         progress.advance(evaluated);
@@ -246,7 +266,7 @@ fn execute(
             }
             (written, Ok(()))
         });
-        let produced = produce(cfg, &archives, &entries, &pool, stop, &req_tx, &known_rx);
+        let produced = produce(cfg, &archives, &source, &entries, &pool, stop, &req_tx, &known_rx);
         drop(req_tx);
         let (written, result) =
             writer.join().map_err(|_| Error::Config("the writer thread panicked".into()))?;
@@ -260,9 +280,11 @@ fn execute(
 
 /// The producing half of [`execute`]: evaluates batches in order and
 /// sends lookups and writes to the writer. Returns whether it was stopped.
+#[allow(clippy::too_many_arguments)]
 fn produce(
     cfg: &StatementsConfig,
     archives: &Archives,
+    source: &str,
     entries: &[Entry],
     pool: &rayon::ThreadPool,
     stop: &AtomicBool,
@@ -281,9 +303,20 @@ fn produce(
     let mut scratch = Scratch::default();
     let sequential = pool.current_num_threads() == 1;
     let batches: Vec<&[Entry]> = entries.chunks(cfg.batch_size).collect();
-    if let Some(first) = batches.first() {
-        lookup(first)?;
+    if batches.is_empty() {
+        // Nothing (left) to do still finishes the run's progress, or a
+        // resumed run with nothing left would stay unfinished forever.
+        let checkpoint = checkpoint_at(source, archives, &[], true);
+        let write = Request::Write {
+            docs: Vec::new(),
+            stats: StatementStats::default(),
+            evaluated: 0,
+            checkpoint,
+        };
+        req_tx.send(write).map_err(|_| writer_gone())?;
+        return Ok(false);
     }
+    lookup(batches[0])?;
     for (i, batch) in batches.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
             return Ok(true);
@@ -351,11 +384,31 @@ fn produce(
             }
         }
         let evaluated = batch.len() as u64;
+        let last = i + 1 == batches.len();
+        let checkpoint = checkpoint_at(source, archives, batch, last);
         req_tx
-            .send(Request::Write { docs, stats: batch_stats, evaluated })
+            .send(Request::Write { docs, stats: batch_stats, evaluated, checkpoint })
             .map_err(|_| writer_gone())?;
     }
     Ok(false)
+}
+
+/// Name of the `statements` progress in `checkpoints`.
+pub const STATEMENTS_CHECKPOINT: &str = "statements";
+
+/// The checkpoint after `batch`: its last position; `complete` after the
+/// last batch, so the next run starts over (and skips by the ledger).
+fn checkpoint_at(source: &str, archives: &Archives, batch: &[Entry], complete: bool) -> Checkpoint {
+    let (sequence, chunk, offset) =
+        batch.last().map(|e| archives.position(e).to_checkpoint_fields()).unwrap_or_default();
+    Checkpoint {
+        data_type: STATEMENTS_CHECKPOINT.into(),
+        source: source.to_owned(),
+        sequence,
+        chunk,
+        offset,
+        complete,
+    }
 }
 
 /// Scans all inputs and returns the entries to evaluate, in evaluation
@@ -367,7 +420,7 @@ pub fn order_entries(archives: &Archives, cfg: &StatementsConfig) -> Vec<Entry> 
         // that no bad input goes unreported.
         entries.retain(|e| e.failure.is_some() || e.retrieved_at >= since);
     }
-    entries.par_sort_unstable_by_key(|e| e.sort_key());
+    entries.par_sort_unstable_by_key(|e| archives.sort_key(e));
     if let Some(max) = cfg.max_documents {
         entries.truncate(usize::try_from(max).unwrap_or(usize::MAX));
     }

@@ -83,6 +83,9 @@ impl InputFile {
 pub struct Archives {
     files: Vec<InputFile>,
     loose: LooseFileDefaults,
+    /// Each file's rank in path order: the tie-break of the evaluation
+    /// order, so it does not depend on the order paths were given in.
+    rank: Vec<u32>,
 }
 
 /// Where a document sits, and its place in the global order.
@@ -107,11 +110,36 @@ pub struct Entry {
     pub failure: Option<Box<DocumentFailure>>,
 }
 
-impl Entry {
-    /// The global evaluation order: (`retrievedAt`, `digest`), then the
-    /// position in the input so equal keys still order deterministically.
-    pub fn sort_key(&self) -> (i64, Digest, u32, u64) {
-        (self.retrieved_at, self.digest, self.file, self.offset)
+/// A document's place in the global evaluation order: (`retrievedAt`,
+/// `digest`), then its path and byte offset, so equal keys still order
+/// deterministically. Also what a `statements` checkpoint records.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    /// `retrievedAt`, Unix microseconds.
+    pub retrieved_at: i64,
+    /// The digest.
+    pub digest: Digest,
+    /// Path of the input file.
+    pub path: String,
+    /// Byte offset in it.
+    pub offset: u64,
+}
+
+impl Position {
+    /// Encodes the position in a checkpoint's (sequence, chunk, offset).
+    pub fn to_checkpoint_fields(&self) -> (String, String, u64) {
+        (format!("{:+021}|{}", self.retrieved_at, self.digest), self.path.clone(), self.offset)
+    }
+
+    /// Decodes [`Position::to_checkpoint_fields`].
+    pub fn from_checkpoint_fields(sequence: &str, chunk: &str, offset: u64) -> Option<Position> {
+        let (t, d) = sequence.split_once('|')?;
+        Some(Position {
+            retrieved_at: t.parse().ok()?,
+            digest: d.parse().ok()?,
+            path: chunk.to_owned(),
+            offset,
+        })
     }
 }
 
@@ -133,7 +161,43 @@ impl Archives {
                 files.push(open_file(p, kind, true)?);
             }
         }
-        Ok(Archives { files, loose })
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        // By the same string Position compares, so the two orders agree.
+        let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+        order.sort_by(|&a, &b| names[a].cmp(&names[b]));
+        let mut rank = vec![0u32; files.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i] = r as u32;
+        }
+        Ok(Archives { files, loose, rank })
+    }
+
+    /// The sort key of an entry in the evaluation order (cheap to compare;
+    /// agrees with [`Archives::position`]).
+    pub fn sort_key(&self, e: &Entry) -> (i64, Digest, u32, u64) {
+        (e.retrieved_at, e.digest, self.rank[e.file as usize], e.offset)
+    }
+
+    /// The full position of an entry, as checkpoints record it.
+    pub fn position(&self, e: &Entry) -> Position {
+        Position {
+            retrieved_at: e.retrieved_at,
+            digest: e.digest,
+            path: self.files[e.file as usize].path.display().to_string(),
+            offset: e.offset,
+        }
+    }
+
+    /// A stable name for this set of inputs: the canonical paths, sorted.
+    /// A checkpoint belongs to one such set.
+    pub fn identity(&self, given: &[PathBuf]) -> String {
+        let mut names: Vec<String> = given
+            .iter()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        names.join("\n")
     }
 
     /// The opened files, in the order they were given or found.

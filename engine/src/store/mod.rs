@@ -171,6 +171,9 @@ pub struct WriteContext<'a> {
     pub inserted_at: i64,
     /// Replace a digest's existing statements instead of keeping them.
     pub force: bool,
+    /// The run's progress after this batch, saved with it (atomically where
+    /// the store allows; otherwise only after the batch is acknowledged).
+    pub checkpoint: Option<&'a Checkpoint>,
 }
 
 /// A statement store. Calls come in order from one thread.
@@ -197,7 +200,8 @@ pub trait Store: Send {
     fn known_digests(&mut self, digests: &[Digest]) -> Result<HashSet<Digest>>;
 
     /// Writes a batch of normalized documents (statements plus ledger
-    /// entries) atomically where the store allows it. Appends are
+    /// entries, and `ctx.checkpoint`; `docs` may be empty) atomically where
+    /// the store allows it. Appends are
     /// idempotent on the unique key; with `force` a digest's earlier
     /// statements are replaced.
     fn write_documents(&mut self, docs: &[DocumentWrite], ctx: &WriteContext<'_>) -> Result<()>;

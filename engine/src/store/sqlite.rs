@@ -233,6 +233,9 @@ impl SqliteStore {
                     ])?;
                 }
             }
+            if let Some(cp) = ctx.checkpoint {
+                save_checkpoint(&tx, cp, &inserted_at)?;
+            }
         }
         tx.commit()
     }
@@ -284,23 +287,7 @@ impl SqliteStore {
                 }
             }
             if let Some(cp) = checkpoint {
-                tx.execute(
-                    "INSERT INTO checkpoints (data_type, source, sequence, chunk, offset, complete,
-                        updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (data_type, source) DO UPDATE SET sequence = excluded.sequence,
-                        chunk = excluded.chunk, offset = excluded.offset,
-                        complete = excluded.complete, updated_at = excluded.updated_at",
-                    params![
-                        cp.data_type,
-                        cp.source,
-                        cp.sequence,
-                        cp.chunk,
-                        cp.offset as i64,
-                        cp.complete,
-                        now
-                    ],
-                )?;
+                save_checkpoint(&tx, cp, &now)?;
             }
         }
         tx.commit()?;
@@ -321,6 +308,31 @@ const KEV_OF_ROW: &str = "(SELECT is_known_exploit FROM epss WHERE cve = vulnera
 /// `signals.epss` of a statement row, from the epss table.
 const EPSS_OF_ROW: &str = "(SELECT json_object('score', epss_score, 'percentile', percentile,
     'date', score_date) FROM epss WHERE cve = vulnerability_id)";
+
+/// Upserts a checkpoint (inside the caller's transaction).
+fn save_checkpoint(
+    tx: &rusqlite::Transaction<'_>,
+    cp: &Checkpoint,
+    now: &str,
+) -> rusqlite::Result<()> {
+    let mut q = tx.prepare_cached(
+        "INSERT INTO checkpoints (data_type, source, sequence, chunk, offset, complete, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (data_type, source) DO UPDATE SET sequence = excluded.sequence,
+            chunk = excluded.chunk, offset = excluded.offset, complete = excluded.complete,
+            updated_at = excluded.updated_at",
+    )?;
+    q.execute(params![
+        cp.data_type,
+        cp.source,
+        cp.sequence,
+        cp.chunk,
+        cp.offset as i64,
+        cp.complete,
+        now
+    ])?;
+    Ok(())
+}
 
 fn err(path: &Path, context: &str, e: rusqlite::Error) -> Error {
     Error::Store {
