@@ -19,7 +19,7 @@ fn parse_normalize(c: &mut Criterion) {
     ] {
         let a = backfill_benches::archive(&formats, 1_000, 0.0, 0.0);
         let cfg = StatementsConfig { archives: vec![a.path.clone()], ..Default::default() };
-        let archives = Archives::open(&cfg.archives, Default::default()).unwrap();
+        let archives = Archives::open(&cfg.archives, Default::default(), &cfg.limits).unwrap();
         let entries = order_entries(&archives, &cfg);
         g.throughput(Throughput::Bytes(a.bytes));
         for threads in [1, 2] {

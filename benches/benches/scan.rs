@@ -14,7 +14,12 @@ fn scan(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(a.bytes));
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let archives = Archives::open(std::slice::from_ref(&a.path), Default::default()).unwrap();
+        let archives = Archives::open(
+            std::slice::from_ref(&a.path),
+            Default::default(),
+            &backfill_engine::Limits::default(),
+        )
+        .unwrap();
         g.bench_with_input(BenchmarkId::new("threads", threads), &threads, |b, _| {
             b.iter(|| pool.install(|| archives.scan(&Limits::default()).len()))
         });

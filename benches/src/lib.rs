@@ -38,9 +38,12 @@ pub fn archive(formats: &[Format], count: u64, dup_ratio: f64, bad_ratio: f64) -
 
 /// Every document of an archive, decoded: (bytes, format) pairs.
 pub fn documents(a: &Archive) -> Vec<Vec<u8>> {
-    let archives =
-        backfill_engine::Archives::open(std::slice::from_ref(&a.path), Default::default())
-            .expect("open archive");
+    let archives = backfill_engine::Archives::open(
+        std::slice::from_ref(&a.path),
+        Default::default(),
+        &backfill_engine::Limits::default(),
+    )
+    .expect("open archive");
     let limits = backfill_engine::Limits::default();
     archives
         .scan(&limits)

@@ -405,7 +405,7 @@ mod tests {
 
     #[test]
     fn content_over_the_limit_is_refused_before_decoding() {
-        let limits = Limits { max_document_bytes: 8, max_line_bytes: 1 << 20 };
+        let limits = Limits { max_document_bytes: 8, ..Limits::default() };
         let env: Envelope = serde_json::from_str(r#"{"content":"e30ge30ge30ge30ge30g"}"#).unwrap();
         assert_eq!(content_bytes(env.content, &limits).unwrap_err().kind, FailureKind::Limit);
     }

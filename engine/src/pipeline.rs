@@ -210,7 +210,7 @@ fn execute(
     stop: &AtomicBool,
     stats: &mut StatementStats,
 ) -> Result<bool> {
-    let archives = Archives::open(&cfg.archives, cfg.loose.clone())?;
+    let archives = Archives::open(&cfg.archives, cfg.loose.clone(), &cfg.limits)?;
     let pool = build_pool(cfg.threads)?;
     let mut entries = pool.install(|| order_entries(&archives, cfg));
     let source = archives.identity(&cfg.archives);

@@ -23,12 +23,18 @@ pub struct Limits {
     pub max_document_bytes: usize,
     /// Longest archive line accepted, in bytes.
     pub max_line_bytes: usize,
+    /// Largest decompressed size of one `.gz` input.
+    pub max_decompressed_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         // 64 MiB documents; a base64 line is 4/3 of that plus the envelope.
-        Limits { max_document_bytes: 64 << 20, max_line_bytes: 96 << 20 }
+        Limits {
+            max_document_bytes: 64 << 20,
+            max_line_bytes: 96 << 20,
+            max_decompressed_bytes: 16 << 30,
+        }
     }
 }
 
@@ -147,18 +153,20 @@ impl Archives {
     /// Opens every path: a file ending in `.ndjson` (or `.jsonl`) is an
     /// archive, any other file is one loose document, and a directory is
     /// walked in name order (`*.ndjson`/`*.jsonl` archives, other `*.json`
-    /// files loose documents; anything else ignored). A path that does not
-    /// exist is an error; a file inside a directory that cannot be opened
-    /// becomes one failed document.
-    pub fn open(paths: &[PathBuf], loose: LooseFileDefaults) -> Result<Archives> {
+    /// files loose documents; anything else ignored). A `.gz` suffix on any
+    /// of these is decompressed (to a temporary file, within
+    /// `limits.max_decompressed_bytes`). A path that does not exist or is
+    /// not a regular file is an error; inside a directory, a file that
+    /// cannot be read becomes one failed document, and so does a gzip bomb.
+    pub fn open(paths: &[PathBuf], loose: LooseFileDefaults, limits: &Limits) -> Result<Archives> {
         let mut files = Vec::new();
         for p in paths {
             let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
             if meta.is_dir() {
-                walk(p, &mut files)?;
+                walk(p, limits, &mut files)?;
             } else {
-                let kind = kind_of(p).unwrap_or(InputKind::Document);
-                files.push(open_file(p, kind, true)?);
+                let (kind, gz) = kind_of(p).unwrap_or((InputKind::Document, false));
+                files.push(open_file(p, kind, gz, true, limits)?);
             }
         }
         let mut order: Vec<usize> = (0..files.len()).collect();
@@ -412,18 +420,23 @@ pub(crate) fn too_big(len: usize, limits: &Limits) -> DocumentFailure {
     )
 }
 
-fn kind_of(p: &Path) -> Option<InputKind> {
+/// The kind of input a file name says, and whether it is gzip-compressed.
+fn kind_of(p: &Path) -> Option<(InputKind, bool)> {
     let name = p.file_name()?.to_str()?;
+    let (name, gz) = match name.strip_suffix(".gz") {
+        Some(n) => (n, true),
+        None => (name, false),
+    };
     if name.ends_with(".ndjson") || name.ends_with(".jsonl") {
-        Some(InputKind::Ndjson)
+        Some((InputKind::Ndjson, gz))
     } else if name.ends_with(".json") {
-        Some(InputKind::Document)
+        Some((InputKind::Document, gz))
     } else {
         None
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<InputFile>) -> Result<()> {
+fn walk(dir: &Path, limits: &Limits, out: &mut Vec<InputFile>) -> Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -431,23 +444,29 @@ fn walk(dir: &Path, out: &mut Vec<InputFile>) -> Result<()> {
     entries.sort();
     for p in entries {
         // Follows symlinks, like a user listing the folder would.
-        let Ok(meta) = std::fs::metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            walk(&p, out)?;
-        } else if meta.is_file() {
-            if let Some(kind) = kind_of(&p) {
-                out.push(open_file(&p, kind, false)?);
+        match std::fs::metadata(&p) {
+            Ok(meta) if meta.is_dir() => walk(&p, limits, out)?,
+            // Anything named like an input is read or reported: a dangling
+            // symlink, a FIFO or an unreadable file is one failed document.
+            _ => {
+                if let Some((kind, gz)) = kind_of(&p) {
+                    out.push(open_file(&p, kind, gz, false, limits)?);
+                }
             }
         }
     }
     Ok(())
 }
 
-fn open_file(p: &Path, kind: InputKind, explicit: bool) -> Result<InputFile> {
-    let opened = File::open(p).and_then(|f| {
-        let meta = f.metadata()?;
+fn open_file(
+    p: &Path,
+    kind: InputKind,
+    gz: bool,
+    explicit: bool,
+    limits: &Limits,
+) -> Result<InputFile> {
+    let opened = std::fs::metadata(p).and_then(|meta| {
+        // Checked before opening: opening a FIFO would block.
         if !meta.is_file() {
             return Err(std::io::Error::other("not a regular file"));
         }
@@ -456,9 +475,12 @@ fn open_file(p: &Path, kind: InputKind, explicit: bool) -> Result<InputFile> {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_micros() as i64);
+        let f = File::open(p)?;
+        let f = if gz { decompress(f, limits.max_decompressed_bytes)? } else { f };
+        let len = f.metadata()?.len();
         // SAFETY: the map is read-only; the archive must not be truncated
         // while a run reads it, as with any memory-mapped input.
-        let map = if meta.len() == 0 { None } else { Some(unsafe { Mmap::map(&f)? }) };
+        let map = if len == 0 { None } else { Some(unsafe { Mmap::map(&f)? }) };
         Ok((map, mtime))
     });
     match opened {
@@ -466,8 +488,9 @@ fn open_file(p: &Path, kind: InputKind, explicit: bool) -> Result<InputFile> {
             Ok(InputFile { path: p.to_owned(), kind, mtime, data, open_error: None })
         }
         // A path the user named must be readable; inside a walked
-        // directory, one unreadable file is one failed document.
-        Err(e) if explicit => Err(Error::io(p, e)),
+        // directory, one unreadable file is one failed document. A gzip
+        // bomb is a failed document either way.
+        Err(e) if explicit && e.kind() != std::io::ErrorKind::FileTooLarge => Err(Error::io(p, e)),
         Err(e) => Ok(InputFile {
             path: p.to_owned(),
             kind,
@@ -476,6 +499,21 @@ fn open_file(p: &Path, kind: InputKind, explicit: bool) -> Result<InputFile> {
             open_error: Some(format!("{}: cannot read: {e}", p.display())),
         }),
     }
+}
+
+/// Decompresses a gzip stream into an unnamed temporary file (deleted when
+/// closed), refusing to write more than `cap` bytes.
+fn decompress(f: File, cap: u64) -> std::io::Result<File> {
+    let mut out = tempfile::tempfile()?;
+    let dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
+    let written = std::io::copy(&mut std::io::Read::take(dec, cap + 1), &mut out)?;
+    if written > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("decompresses to more than {cap} bytes (the --max-decompressed-size limit)"),
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

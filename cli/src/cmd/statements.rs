@@ -47,6 +47,9 @@ pub struct Args {
     /// Largest document accepted (e.g. 64MiB).
     #[arg(long, default_value = "64MiB", value_parser = args::byte_size, value_name = "SIZE")]
     max_document_size: usize,
+    /// Largest decompressed size of one .gz input; a bigger one is a failed document.
+    #[arg(long, default_value = "16GiB", value_parser = args::byte_size, value_name = "SIZE")]
+    max_decompressed_size: usize,
     /// Print the counters as one JSON object instead of the summary line.
     #[arg(long)]
     json: bool,
@@ -59,6 +62,7 @@ impl Args {
             max_document_bytes: self.max_document_size,
             // A base64 line is 4/3 of its document plus the envelope.
             max_line_bytes: self.max_document_size.saturating_mul(3) / 2 + (1 << 20),
+            max_decompressed_bytes: self.max_decompressed_size as u64,
         };
         StatementsConfig {
             archives: self.archive.clone(),
