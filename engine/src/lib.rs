@@ -75,8 +75,8 @@ pub use parse::{
     DocumentWrite, Envelope, Outcome, Scratch, MAX_NESTING,
 };
 pub use pipeline::{
-    new_run_id, order_entries, run_statements, NoProgress, Progress, RunInfo, StatementsConfig,
-    StatementsReport,
+    new_run_id, order_entries, run_statements, NoProgress, Progress, RunInfo, Shard,
+    StatementsConfig, StatementsReport,
 };
 pub use source::{Archives, Entry, InputFile, InputKind, Limits, LooseFileDefaults, Position};
 pub use stats::StatementStats;

@@ -40,6 +40,51 @@ pub struct StatementsConfig {
     pub limits: Limits,
     /// How loose `*.json` files are described.
     pub loose: LooseFileDefaults,
+    /// Take only this worker's share of the documents: `(index, count)`.
+    pub shard: Option<Shard>,
+}
+
+/// One worker's share of a sharded run: the documents whose digest hashes
+/// (xxh3) to `index` modulo `count`. Copies of a document share a digest,
+/// so they meet in one worker, and N workers together evaluate each
+/// document exactly once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This worker, `0..count`.
+    pub index: u32,
+    /// Number of workers.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether `e` belongs to this shard. Entries that failed before their
+    /// digest was known are assigned by their position instead, so each
+    /// failure is reported by exactly one worker.
+    pub fn owns(&self, archives: &Archives, e: &Entry) -> bool {
+        let h = if e.failure.is_some() {
+            let p = archives.position(e);
+            xxhash_rust::xxh3::xxh3_64_with_seed(p.path.as_bytes(), p.offset)
+        } else {
+            xxhash_rust::xxh3::xxh3_64(&e.digest.0)
+        };
+        h % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// Parses `I/N` with `0 <= I < N`.
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || format!("{s:?} is not a shard (I/N with 0 <= I < N, e.g. 0/4)");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) =
+            (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
 }
 
 impl Default for StatementsConfig {
@@ -53,6 +98,7 @@ impl Default for StatementsConfig {
             max_documents: None,
             limits: Limits::default(),
             loose: LooseFileDefaults::default(),
+            shard: None,
         }
     }
 }
@@ -213,7 +259,11 @@ fn execute(
     let archives = Archives::open(&cfg.archives, cfg.loose.clone(), &cfg.limits)?;
     let pool = build_pool(cfg.threads)?;
     let mut entries = pool.install(|| order_entries(&archives, cfg));
-    let source = archives.identity(&cfg.archives);
+    let mut source = archives.identity(&cfg.archives);
+    if let Some(shard) = cfg.shard {
+        // Each shard has its own progress.
+        source.push_str(&format!("\nshard {}/{}", shard.index, shard.count));
+    }
     // Resume after an unfinished run over the same inputs: skip what it
     // already evaluated, so its counters and ours add up.
     let resume = store
@@ -415,6 +465,9 @@ fn checkpoint_at(source: &str, archives: &Archives, batch: &[Entry], complete: b
 /// order, filtered by `--retrieved-since` and capped by `--max-documents`.
 pub fn order_entries(archives: &Archives, cfg: &StatementsConfig) -> Vec<Entry> {
     let mut entries = archives.scan(&cfg.limits);
+    if let Some(shard) = cfg.shard {
+        entries.retain(|e| shard.owns(archives, e));
+    }
     if let Some(since) = cfg.retrieved_since {
         // Entries that already failed have no known time; they are kept so
         // that no bad input goes unreported.

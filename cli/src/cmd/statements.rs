@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use backfill_engine::{
-    new_run_id, run_statements, Limits, LooseFileDefaults, RunInfo, StatementsConfig,
+    new_run_id, run_statements, Limits, LooseFileDefaults, RunInfo, Shard, StatementsConfig,
 };
 
 use crate::args::{self, GlobalArgs};
@@ -50,21 +50,44 @@ pub struct Args {
     /// Largest decompressed size of one .gz input; a bigger one is a failed document.
     #[arg(long, default_value = "16GiB", value_parser = args::byte_size, value_name = "SIZE")]
     max_decompressed_size: usize,
+    /// Take only shard I of N (I/N, 0-based) of the documents, by digest hash; run N workers
+    /// against one store for a sharded replay.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    shard: Option<Shard>,
+    /// Number of shards, with this worker's index from JOB_COMPLETION_INDEX (as set by a
+    /// Kubernetes Indexed Job).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    shards: Option<u32>,
     /// Print the counters as one JSON object instead of the summary line.
     #[arg(long)]
     json: bool,
 }
 
 impl Args {
+    /// This worker's shard: `--shard I/N`, or `--shards N` with
+    /// `JOB_COMPLETION_INDEX`.
+    fn shard(&self) -> anyhow::Result<Option<Shard>> {
+        if let Some(s) = self.shard {
+            return Ok(Some(s));
+        }
+        let Some(count) = self.shards else { return Ok(None) };
+        let index = std::env::var("JOB_COMPLETION_INDEX")
+            .context("--shards needs JOB_COMPLETION_INDEX (or use --shard I/N)")?;
+        let shard: Shard = format!("{index}/{count}")
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("JOB_COMPLETION_INDEX: {e}"))?;
+        Ok(Some(shard))
+    }
+
     /// The engine configuration these arguments describe.
-    fn config(&self) -> StatementsConfig {
+    fn config(&self) -> anyhow::Result<StatementsConfig> {
         let limits = Limits {
             max_document_bytes: self.max_document_size,
             // A base64 line is 4/3 of its document plus the envelope.
             max_line_bytes: self.max_document_size.saturating_mul(3) / 2 + (1 << 20),
             max_decompressed_bytes: self.max_decompressed_size as u64,
         };
-        StatementsConfig {
+        Ok(StatementsConfig {
             archives: self.archive.clone(),
             batch_size: usize::try_from(self.batch_size).unwrap_or(usize::MAX),
             threads: self.threads,
@@ -76,13 +99,14 @@ impl Args {
                 provider_id: self.provider.clone(),
                 retrieved_at: self.retrieved_at,
             },
-        }
+            shard: self.shard()?,
+        })
     }
 }
 
 /// Runs the subcommand.
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let cfg = args.config();
+    let cfg = args.config()?;
     let mut store = global.open_store()?;
     let stop = args::stop_flag()?;
     let run = RunInfo {
