@@ -56,10 +56,34 @@ fn seeds() -> Vec<Vec<u8>> {
 }
 
 const TOKENS: &[&[u8]] = &[
-    b"{", b"}", b"[", b"]", b"\"", b",", b":", b"\\", b"null", b"true", b"-1", b"1e999", b"0.5",
-    b"\"\\u0000\"", b"\xff", b"\xef\xbb\xbf", b"\"statements\"", b"\"vulnerabilities\"",
-    b"\"product_tree\"", b"\"branches\"", b"\"affects\"", b"\"subcomponents\"", b"\"@context\"",
-    b"\"bomFormat\"", b"\"content\"", b"\"digest\"", b"\"retrievedAt\"", b"[[[[[[[[",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b",",
+    b":",
+    b"\\",
+    b"null",
+    b"true",
+    b"-1",
+    b"1e999",
+    b"0.5",
+    b"\"\\u0000\"",
+    b"\xff",
+    b"\xef\xbb\xbf",
+    b"\"statements\"",
+    b"\"vulnerabilities\"",
+    b"\"product_tree\"",
+    b"\"branches\"",
+    b"\"affects\"",
+    b"\"subcomponents\"",
+    b"\"@context\"",
+    b"\"bomFormat\"",
+    b"\"content\"",
+    b"\"digest\"",
+    b"\"retrievedAt\"",
+    b"[[[[[[[[",
 ];
 
 fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
@@ -132,10 +156,12 @@ fn exercise(input: &[u8], scratch: &mut Scratch) {
 
 #[test]
 fn no_parser_panics_on_mutated_inputs() {
-    let secs: u64 = std::env::var("BACKFILL_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let secs: u64 =
+        std::env::var("BACKFILL_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let max_iters: u64 =
         std::env::var("BACKFILL_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
-    let seed: u64 = std::env::var("BACKFILL_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let seed: u64 =
+        std::env::var("BACKFILL_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let seeds = seeds();
     assert!(!seeds.is_empty());
     let mut rng = Rng::new(seed);
@@ -158,7 +184,10 @@ fn no_parser_panics_on_mutated_inputs() {
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join(format!("crash-{seed}-{execs}.bin"));
             std::fs::write(&path, &input).unwrap();
-            panic!("parser panicked on the input saved at {} (after {execs} executions)", path.display());
+            panic!(
+                "parser panicked on the input saved at {} (after {execs} executions)",
+                path.display()
+            );
         }
         execs += 1;
     }
