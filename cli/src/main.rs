@@ -53,6 +53,12 @@ enum Command {
     Enrich(cmd::enrich::Args),
     /// Write deterministic synthetic data (raw archives, EPSS exports) at any scale.
     Gen(cmd::gen::Args),
+    /// Delete what a run (or a time window) wrote: statements and ledger entries; lists the
+    /// digests to replay.
+    Rollback(cmd::rollback::Args),
+    /// Post-run verification: statements by provider, status and format; epss rows;
+    /// checkpoints; runs.
+    Stats(cmd::stats::Args),
     /// Print a whole collection (statements or the documents ledger) as JSON
     /// lines in key order.
     Export(cmd::export::Args),
@@ -68,6 +74,8 @@ impl Command {
             Command::Epss(a) => cmd::epss::run(a, global),
             Command::Enrich(a) => cmd::enrich::run(a, global),
             Command::Gen(a) => cmd::gen::run(a, global),
+            Command::Rollback(a) => cmd::rollback::run(a, global),
+            Command::Stats(a) => cmd::stats::run(a, global),
         }
     }
 }

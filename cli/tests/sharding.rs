@@ -62,13 +62,19 @@ fn shard_arguments_are_checked() {
     assert_eq!(code(&["statements", "--archive", "x", "--shard", "3/3"]), Some(2));
     assert_eq!(code(&["statements", "--archive", "x", "--shard", "1"]), Some(2));
     assert_eq!(code(&["statements", "--archive", "x", "--shard", "0/2", "--shards", "2"]), Some(2));
-    // --shards without the index variable: one clear fatal error.
+    // --shards without the index variable: one clear usage error.
     let a = crate::util::testdata("raw/sample.ndjson");
     let out = wd
         .command(&["statements", "--archive", a.to_str().unwrap(), "--shards", "2"])
         .env_remove("JOB_COMPLETION_INDEX")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("JOB_COMPLETION_INDEX"));
+    let out = wd
+        .command(&["statements", "--archive", a.to_str().unwrap(), "--shards", "2"])
+        .env("JOB_COMPLETION_INDEX", "5")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }

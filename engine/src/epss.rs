@@ -452,7 +452,7 @@ pub fn run_epss(
         run_id: run.run_id.clone(),
         command: run.command.clone(),
         arguments: run.arguments.clone(),
-        started_at: format_instant(now_micros()),
+        started_at: crate::parse::format_timestamp(now_micros()),
         ended_at: None,
         status: RunStatus::Running,
         counters: serde_json::to_value(SyncStats::default()).unwrap_or_default(),
@@ -461,7 +461,7 @@ pub fn run_epss(
     store.record_run(&record)?;
     let mut stats = SyncStats::default();
     let result = sync(cfg, store, progress, stop, &mut stats);
-    record.ended_at = Some(format_instant(now_micros()));
+    record.ended_at = Some(crate::parse::format_timestamp(now_micros()));
     record.counters = serde_json::to_value(stats).unwrap_or_default();
     match result {
         Ok(stopped) => {

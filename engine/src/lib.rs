@@ -71,8 +71,8 @@ pub use epss::{
 pub use error::{DocumentFailure, Error, FailureKind, Result};
 pub use normalize::{Claim, Format, Justification, NormalizeError, NormalizedDocument, Status};
 pub use parse::{
-    content_bytes, evaluate, format_instant, parse_document, parse_instant, read_envelope,
-    DocumentWrite, Envelope, Outcome, Scratch, MAX_NESTING,
+    content_bytes, evaluate, format_instant, format_timestamp, parse_document, parse_instant,
+    read_envelope, DocumentWrite, Envelope, Outcome, Scratch, MAX_NESTING,
 };
 pub use pipeline::{
     new_run_id, order_entries, run_statements, NoProgress, Progress, RunInfo, Shard,
@@ -81,6 +81,6 @@ pub use pipeline::{
 pub use source::{Archives, Entry, InputFile, InputKind, Limits, LooseFileDefaults, Position};
 pub use stats::StatementStats;
 pub use store::{
-    Checkpoint, EpssRow, Export, RunRecord, RunStatus, SqliteStore, Store, StoreOptions,
-    UpsertCounts, WriteContext,
+    Checkpoint, EpssRow, Export, RollbackReport, RollbackScope, RunRecord, RunStatus, SqliteStore,
+    Store, StoreOptions, UpsertCounts, WriteContext,
 };

@@ -280,6 +280,17 @@ pub fn parse_document(
     Ok((format, normalized))
 }
 
+/// Formats Unix microseconds as RFC 3339 UTC with exactly six fractional
+/// digits (`2025-10-19T12:00:00.000000Z`), for the times the engine itself
+/// stamps (insertion, processing, run start and end, EPSS created/updated).
+/// Fixed width keeps them ordered as text, which range queries such as
+/// `rollback --inserted-since` rely on.
+pub fn format_timestamp(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// Evaluates one entry. `known` says the digest is already processed: the
 /// content is still verified against it, but not parsed or normalized.
 pub fn evaluate(

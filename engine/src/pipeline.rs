@@ -170,7 +170,7 @@ pub fn run_statements(
         run_id: run.run_id.clone(),
         command: run.command.clone(),
         arguments: run.arguments.clone(),
-        started_at: parse::format_instant(now_micros()),
+        started_at: parse::format_timestamp(now_micros()),
         ended_at: None,
         status: RunStatus::Running,
         counters: serde_json::to_value(StatementStats::default()).unwrap_or_default(),
@@ -186,7 +186,7 @@ pub fn run_statements(
         let stopped = r?;
         end.map(|()| stopped)
     });
-    record.ended_at = Some(parse::format_instant(now_micros()));
+    record.ended_at = Some(parse::format_timestamp(now_micros()));
     record.counters = serde_json::to_value(stats).unwrap_or_default();
     match result {
         Ok(stopped) => {

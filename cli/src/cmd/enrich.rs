@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use backfill_engine::{format_instant, new_run_id, RunRecord, RunStatus};
+use backfill_engine::{format_timestamp, new_run_id, RunRecord, RunStatus};
 
 use crate::args::{self, GlobalArgs};
 
@@ -19,7 +19,7 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut store = global.open_store()?;
-    let now = || format_instant(chrono::Utc::now().timestamp_micros());
+    let now = || format_timestamp(chrono::Utc::now().timestamp_micros());
     let mut record = RunRecord {
         run_id: new_run_id(),
         command: "enrich".into(),

@@ -5,5 +5,7 @@ pub mod epss;
 pub mod export;
 pub mod gen;
 pub mod get;
+pub mod rollback;
 pub mod runs;
 pub mod statements;
+pub mod stats;

@@ -106,14 +106,24 @@ impl Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let cfg = args.config()?;
+    let cfg = match args.config() {
+        Ok(cfg) => cfg,
+        // A bad shard index (from the environment) is a usage error: an
+        // orchestrator must not retry it.
+        Err(e) => {
+            eprintln!("backfill: error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let mut store = global.open_store()?;
     let stop = args::stop_flag()?;
-    let run = RunInfo {
-        run_id: new_run_id(),
-        command: "statements".into(),
-        arguments: args::recorded_arguments(),
-    };
+    let mut arguments = args::recorded_arguments();
+    if let (Some(shard), None) = (cfg.shard, args.shard) {
+        // The index came from the environment: record it, so each shard's
+        // run can be told apart in `backfill runs`.
+        arguments.push(format!("--shard={}/{}", shard.index, shard.count));
+    }
+    let run = RunInfo { run_id: new_run_id(), command: "statements".into(), arguments };
     let bar = Bar::new("documents", global.quiet);
     let report = run_statements(&cfg, store.as_mut(), &run, &bar, &stop)
         .with_context(|| format!("statements run {} failed", run.run_id))?;

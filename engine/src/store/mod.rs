@@ -18,7 +18,7 @@ pub use mongo::{MongoStore, RETRY_BUDGET, RETRY_BUDGET_ENV, WRITE_PATH_ENV};
 pub use sqlite::SqliteStore;
 
 use crate::dedupe::Digest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::normalize::Claim;
 use crate::parse::{format_instant, DocumentWrite};
 
@@ -151,6 +151,31 @@ impl std::ops::AddAssign for UpsertCounts {
     }
 }
 
+/// Which documents a rollback removes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RollbackScope {
+    /// Everything one run wrote.
+    Run(String),
+    /// Everything written in `[since, until)` (Unix microseconds).
+    Inserted {
+        /// Inclusive start.
+        since: i64,
+        /// Exclusive end.
+        until: i64,
+    },
+}
+
+/// What a rollback removed (or, dry, would remove).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackReport {
+    /// Statements deleted.
+    pub statements: u64,
+    /// Digests of the documents whose statements and ledger entries were
+    /// deleted: replay these to restore them.
+    pub digests: Vec<String>,
+}
+
 /// A collection that [`Store::export`] can stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Export {
@@ -236,6 +261,20 @@ pub trait Store: Send {
 
     /// The checkpoint of (`data_type`, `source`), if any.
     fn load_checkpoint(&mut self, data_type: &str, source: &str) -> Result<Option<Checkpoint>>;
+
+    /// Deletes the statements and ledger entries of the documents in
+    /// `scope` (all of them or none), so that replaying those documents
+    /// restores them. With `dry_run`, only reports.
+    fn rollback(&mut self, scope: &RollbackScope, dry_run: bool) -> Result<RollbackReport> {
+        let _ = (scope, dry_run);
+        Err(Error::Config(format!("store {}: rollback is not supported", self.describe())))
+    }
+
+    /// Post-run verification figures: statements by provider, status and
+    /// format, ledger size, EPSS rows, checkpoints, runs by status.
+    fn stats(&mut self) -> Result<Json> {
+        Err(Error::Config(format!("store {}: stats is not supported", self.describe())))
+    }
 
     /// Sets `signals.kev` and `signals.epss` ({score, percentile, date}) of
     /// every statement from the `epss` collection (null where there is no
@@ -326,7 +365,7 @@ pub fn statement_json(doc: &DocumentWrite, claim: &Claim, ctx: &WriteContext<'_>
         "lastSeen": seen,
         "signals": { "severity": claim.severity, "kev": null, "epss": null },
         "metadata": claim.metadata,
-        "insertedAt": format_instant(ctx.inserted_at),
+        "insertedAt": crate::parse::format_timestamp(ctx.inserted_at),
         "runId": ctx.run_id,
     })
 }

@@ -19,12 +19,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value as Json};
 
 use super::{
-    Checkpoint, EpssRow, Export, RunRecord, RunStatus, Store, StoreOptions, UpsertCounts,
-    WriteContext,
+    Checkpoint, EpssRow, Export, RollbackReport, RollbackScope, RunRecord, RunStatus, Store,
+    StoreOptions, UpsertCounts, WriteContext,
 };
 use crate::dedupe::Digest;
 use crate::error::{Error, Result};
-use crate::parse::{format_instant, DocumentWrite};
+use crate::parse::{format_instant, format_timestamp, DocumentWrite};
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -190,7 +190,7 @@ impl SqliteStore {
                     processed_at = excluded.processed_at
                  RETURNING id",
             )?;
-            let inserted_at = format_instant(ctx.inserted_at);
+            let inserted_at = format_timestamp(ctx.inserted_at);
             for doc in docs {
                 let id: i64 = ledger.query_row(
                     params![
@@ -269,7 +269,7 @@ impl SqliteStore {
                     OR (?4 IS NOT NULL AND is_known_exploit IS NOT ?4)
                     OR (?5 IS NOT NULL AND model_version IS NOT ?5)",
             )?;
-            let now = format_instant(now);
+            let now = format_timestamp(now);
             for r in rows {
                 let n = upsert.execute(params![
                     r.cve,
@@ -610,6 +610,99 @@ impl Store for SqliteStore {
             )
             .map(|n| n as u64)
             .map_err(|e| err(&self.path, "enrich statements", e))
+    }
+
+    fn rollback(&mut self, scope: &RollbackScope, dry_run: bool) -> Result<RollbackReport> {
+        let (cond, a, b) = match scope {
+            RollbackScope::Run(id) => ("run_id = ?1 AND ?2 IS NULL", id.clone(), None),
+            RollbackScope::Inserted { since, until } => (
+                "processed_at >= ?1 AND processed_at < ?2",
+                format_timestamp(*since),
+                Some(format_timestamp(*until)),
+            ),
+        };
+        let s = self.statements.clone();
+        let path = self.path.clone();
+        let e = |e| err(&path, "rollback", e);
+        let tx = self.conn.transaction().map_err(e)?;
+        let digests: Vec<String> = {
+            let mut q = tx
+                .prepare(&format!("SELECT digest FROM documents WHERE {cond} ORDER BY digest"))
+                .map_err(e)?;
+            let rows = q.query_map(params![a, b], |r| r.get(0)).map_err(e)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(e)?
+        };
+        let in_scope = format!("doc IN (SELECT id FROM documents WHERE {cond})");
+        let statements: i64 = tx
+            .query_row(&format!("SELECT count(*) FROM {s} WHERE {in_scope}"), params![a, b], |r| {
+                r.get(0)
+            })
+            .map_err(e)?;
+        if !dry_run {
+            tx.execute(&format!("DELETE FROM {s} WHERE {in_scope}"), params![a, b]).map_err(e)?;
+            tx.execute(&format!("DELETE FROM documents WHERE {cond}"), params![a, b]).map_err(e)?;
+            tx.commit().map_err(e)?;
+        }
+        Ok(RollbackReport { statements: statements as u64, digests })
+    }
+
+    fn stats(&mut self) -> Result<Json> {
+        let s = self.statements.clone();
+        let path = self.path.clone();
+        let e = |e| err(&path, "stats", e);
+        let group = |conn: &Connection, sql: &str| -> rusqlite::Result<Json> {
+            let mut q = conn.prepare(sql)?;
+            let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut m = serde_json::Map::new();
+            for row in rows {
+                let (k, n) = row?;
+                m.insert(k, n.into());
+            }
+            Ok(Json::Object(m))
+        };
+        let count = |conn: &Connection, sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+        let c = &self.conn;
+        let checkpoints = {
+            let mut q = c
+                .prepare(
+                    "SELECT data_type, source, sequence, chunk, offset, complete, updated_at
+                     FROM checkpoints ORDER BY data_type, source",
+                )
+                .map_err(e)?;
+            let rows = q
+                .query_map([], |r| {
+                    Ok(json!({
+                        "dataType": r.get::<_, String>(0)?,
+                        "source": r.get::<_, String>(1)?,
+                        "sequence": r.get::<_, String>(2)?,
+                        "chunk": r.get::<_, String>(3)?,
+                        "offset": r.get::<_, i64>(4)?,
+                        "complete": r.get::<_, bool>(5)?,
+                        "updatedAt": r.get::<_, String>(6)?,
+                    }))
+                })
+                .map_err(e)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(e)?
+        };
+        Ok(json!({
+            "statements": count(c, &format!("SELECT count(*) FROM {s}")).map_err(e)?,
+            "byProvider": group(c, &format!(
+                "SELECT d.provider_id, count(*) FROM {s} s JOIN documents d ON d.id = s.doc
+                 GROUP BY 1 ORDER BY 1")).map_err(e)?,
+            "byStatus": group(c, &format!("SELECT status, count(*) FROM {s} GROUP BY 1 ORDER BY 1"))
+                .map_err(e)?,
+            "byFormat": group(c, &format!(
+                "SELECT d.format, count(*) FROM {s} s JOIN documents d ON d.id = s.doc
+                 GROUP BY 1 ORDER BY 1")).map_err(e)?,
+            "documents": count(c, "SELECT count(*) FROM documents").map_err(e)?,
+            "epss": {
+                "rows": count(c, "SELECT count(*) FROM epss").map_err(e)?,
+                "knownExploited": count(c, "SELECT count(*) FROM epss WHERE is_known_exploit")
+                    .map_err(e)?,
+            },
+            "checkpoints": checkpoints,
+            "runs": group(c, "SELECT status, count(*) FROM runs GROUP BY 1 ORDER BY 1").map_err(e)?,
+        }))
     }
 
     fn statement_count(&mut self) -> Result<u64> {

@@ -1,0 +1,104 @@
+//! `backfill rollback`: the runbook's rollback, automated. Deletes the
+//! statements and ledger entries a run (or a time window) wrote, lists the
+//! digests to replay, and records itself as a run.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use backfill_engine::{format_timestamp, new_run_id, RollbackScope, RunRecord, RunStatus};
+
+use crate::args::{self, GlobalArgs};
+
+/// Arguments of `backfill rollback`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["run", "inserted_since"])))]
+pub struct Args {
+    /// Roll back everything this run wrote (see `backfill runs`).
+    #[arg(long, value_name = "RUN_ID")]
+    run: Option<String>,
+    /// Roll back everything written at or after this instant...
+    #[arg(long, value_name = "T", value_parser = args::instant, requires = "inserted_until")]
+    inserted_since: Option<i64>,
+    /// ...and before this one.
+    #[arg(long, value_name = "T", value_parser = args::instant, requires = "inserted_since")]
+    inserted_until: Option<i64>,
+    /// Show what would be deleted; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the result as one JSON object (with the digests) instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let scope = match (&args.run, args.inserted_since, args.inserted_until) {
+        (Some(id), _, _) => RollbackScope::Run(id.clone()),
+        (None, Some(since), Some(until)) => RollbackScope::Inserted { since, until },
+        _ => unreachable!("clap requires --run or both --inserted-since and --inserted-until"),
+    };
+    let mut store = global.open_store()?;
+    let now = || format_timestamp(chrono::Utc::now().timestamp_micros());
+    let mut record = RunRecord {
+        run_id: new_run_id(),
+        command: "rollback".into(),
+        arguments: args::recorded_arguments(),
+        started_at: now(),
+        ended_at: None,
+        status: RunStatus::Running,
+        counters: serde_json::json!({}),
+        error: None,
+    };
+    if !args.dry_run {
+        store.record_run(&record)?;
+    }
+    let result = store.rollback(&scope, args.dry_run);
+    record.ended_at = Some(now());
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            record.status = RunStatus::Failed;
+            record.error = Some(e.to_string());
+            if !args.dry_run {
+                let _ = store.record_run(&record);
+            }
+            return Err(e).context("rollback failed");
+        }
+    };
+    if !args.dry_run {
+        record.status = RunStatus::Completed;
+        record.counters = serde_json::json!({
+            "statementsDeleted": report.statements,
+            "documents": report.digests.len(),
+        });
+        store.record_run(&record)?;
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["dryRun"] = args.dry_run.into();
+        if !args.dry_run {
+            v["runId"] = record.run_id.clone().into();
+        }
+        writeln!(out, "{v}")?;
+    } else {
+        // The digests to replay, one per line, then the summary.
+        for d in &report.digests {
+            writeln!(out, "{d}")?;
+        }
+        let verb = if args.dry_run {
+            "Rollback dry run: would delete"
+        } else {
+            "Rollback completed: deleted"
+        };
+        writeln!(
+            out,
+            "{verb} statements {}, documents {}.",
+            report.statements,
+            report.digests.len()
+        )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
