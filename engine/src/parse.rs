@@ -208,7 +208,9 @@ fn nesting_exceeds(json: &[u8], max: usize) -> Option<usize> {
                 // Skip to the closing quote, honouring escapes.
                 i += 1;
                 loop {
-                    match memchr::memchr2(b'"', b'\\', &json[i..]) {
+                    // An escape at the very end leaves `i` past the end.
+                    let rest = json.get(i..).unwrap_or_default();
+                    match memchr::memchr2(b'"', b'\\', rest) {
                         Some(k) if json[i + k] == b'\\' => i += k + 2,
                         Some(k) => {
                             i += k;
@@ -387,6 +389,10 @@ mod tests {
         assert_eq!(nesting_exceeds(s.as_bytes(), 2), None);
         assert_eq!(nesting_exceeds(b"[[[]]]", 2), Some(3));
         assert_eq!(nesting_exceeds(b"[[]]", 2), None);
+        // Found by the fuzz harness: a string ending in a lone backslash.
+        assert_eq!(nesting_exceeds(b"{\"he\\", 2), None);
+        assert_eq!(nesting_exceeds(b"\"\\", 2), None);
+        assert!(parse_document(b"{\"he\\", None, &mut Scratch::default()).is_err());
     }
 
     #[test]
