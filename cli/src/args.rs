@@ -28,6 +28,10 @@ pub struct GlobalArgs {
     /// Name of the raw documents collection.
     #[arg(long, global = true, default_value = "vex.raw", value_name = "NAME")]
     pub raw_collection: String,
+    /// How long a SQLite write waits for another process's lock before failing, in
+    /// milliseconds.
+    #[arg(long, global = true, default_value_t = 60_000, value_name = "MS")]
+    pub busy_timeout: u64,
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
@@ -42,6 +46,7 @@ impl GlobalArgs {
         let opts = StoreOptions {
             statements_collection: self.statements_collection.clone(),
             raw_collection: self.raw_collection.clone(),
+            busy_timeout: std::time::Duration::from_millis(self.busy_timeout),
         };
         store::open(&self.store, &opts)
             .with_context(|| format!("cannot open store {}", redact_uri(&self.store)))

@@ -22,13 +22,17 @@ use crate::error::{Error, Result};
 use crate::normalize::Claim;
 use crate::parse::{format_instant, DocumentWrite};
 
-/// Names of the collections (tables) whose default names carry a dot.
+/// How to open a store: the names of the collections (tables) whose
+/// default names carry a dot, and SQLite's lock wait.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// Statements collection, default `vex.statements`.
     pub statements_collection: String,
     /// Raw documents collection, default `vex.raw`.
     pub raw_collection: String,
+    /// How long a SQLite write waits for another writer's lock before it
+    /// fails (concurrent shards share one file).
+    pub busy_timeout: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -36,6 +40,7 @@ impl Default for StoreOptions {
         StoreOptions {
             statements_collection: "vex.statements".into(),
             raw_collection: "vex.raw".into(),
+            busy_timeout: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -52,7 +52,7 @@ impl SqliteStore {
             statements: ident(&opts.statements_collection),
             enrich_on_write: true,
         };
-        store.init().map_err(|e| err(&store.path, "create schema", e))?;
+        store.init(opts.busy_timeout).map_err(|e| err(&store.path, "create schema", e))?;
         Ok(store)
     }
 
@@ -61,9 +61,9 @@ impl SqliteStore {
         &self.conn
     }
 
-    fn init(&mut self) -> rusqlite::Result<()> {
+    fn init(&mut self, busy_timeout: Duration) -> rusqlite::Result<()> {
         // Concurrent writers (sharded runs) wait instead of failing.
-        self.conn.busy_timeout(Duration::from_secs(60))?;
+        self.conn.busy_timeout(busy_timeout)?;
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         // WAL + NORMAL: a commit survives a process crash; the final
         // checkpoint at the end of a run makes it durable on disk.
