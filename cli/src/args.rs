@@ -110,3 +110,27 @@ mod tests {
         assert!(byte_size("5 parsecs").is_err());
     }
 }
+
+/// Prints a run's counters: the summary line (their `Display`), or with
+/// `json` one JSON object with `runId` and `stopped` added.
+pub fn print_counters<C>(
+    json: bool,
+    counters: &C,
+    run_id: &str,
+    stopped: bool,
+) -> anyhow::Result<()>
+where
+    C: serde::Serialize + std::fmt::Display,
+{
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let mut v = serde_json::to_value(counters)?;
+        v["runId"] = run_id.into();
+        v["stopped"] = stopped.into();
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out, "{counters}")?;
+    }
+    Ok(())
+}

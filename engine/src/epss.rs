@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, ExportFile};
 use crate::error::{Error, Result};
 use crate::parse::format_instant;
-use crate::pipeline::{Progress, RunInfo};
-use crate::store::{Checkpoint, EpssRow, RunRecord, RunStatus, Store, UpsertCounts};
+use crate::pipeline::Progress;
+use crate::run::{recorded, RunInfo};
+use crate::store::{Checkpoint, EpssRow, Store, UpsertCounts};
 
 /// Where EPSS data comes from.
 #[derive(Clone, Debug)]
@@ -448,46 +449,9 @@ pub fn run_epss(
     if cfg.batch_rows == 0 {
         return Err(Error::Config("--batch-size must be at least 1".into()));
     }
-    let mut record = RunRecord {
-        run_id: run.run_id.clone(),
-        command: run.command.clone(),
-        arguments: run.arguments.clone(),
-        started_at: crate::parse::format_timestamp(now_micros()),
-        ended_at: None,
-        status: RunStatus::Running,
-        counters: serde_json::to_value(SyncStats::default()).unwrap_or_default(),
-        error: None,
-    };
-    store.record_run(&record)?;
-    let mut stats = SyncStats::default();
-    let result = sync(cfg, store, progress, stop, &mut stats);
-    record.ended_at = Some(crate::parse::format_timestamp(now_micros()));
-    record.counters = serde_json::to_value(stats).unwrap_or_default();
-    match result {
-        Ok(stopped) => {
-            record.status = if stopped { RunStatus::Stopped } else { RunStatus::Completed };
-            store.record_run(&record)?;
-            tracing::info!(
-                run_id = %run.run_id,
-                files = stats.files,
-                rows = stats.rows,
-                upserted = stats.upserted,
-                unchanged = stats.unchanged,
-                rejected = stats.rejected,
-                stopped,
-                "EPSS sync ended."
-            );
-            Ok(SyncReport { stats, stopped, run_id: run.run_id.clone() })
-        }
-        Err(e) => {
-            record.status = RunStatus::Failed;
-            record.error = Some(e.to_string());
-            if let Err(e2) = store.record_run(&record) {
-                tracing::warn!(error = %e2, "Could not record the failed run.");
-            }
-            Err(e)
-        }
-    }
+    let (stats, stopped) =
+        recorded(store, run, |store, stats| sync(cfg, store, progress, stop, stats))?;
+    Ok(SyncReport { stats, stopped, run_id: run.run_id.clone() })
 }
 
 /// The files to read, each with the checkpoint it resumes from.

@@ -58,6 +58,7 @@ pub mod gen;
 pub mod normalize;
 mod parse;
 mod pipeline;
+mod run;
 mod source;
 mod stats;
 pub mod store;
@@ -75,9 +76,10 @@ pub use parse::{
     read_envelope, DocumentWrite, Envelope, Outcome, Scratch, MAX_NESTING,
 };
 pub use pipeline::{
-    new_run_id, order_entries, run_statements, NoProgress, Progress, RunInfo, Shard,
-    StatementsConfig, StatementsReport,
+    order_entries, run_statements, NoProgress, Progress, Shard, StatementsConfig, StatementsReport,
+    STATEMENTS_CHECKPOINT,
 };
+pub use run::{new_run_id, recorded, RunInfo};
 pub use source::{Archives, Entry, InputFile, InputKind, Limits, LooseFileDefaults, Position};
 pub use stats::StatementStats;
 pub use store::{

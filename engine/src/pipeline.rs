@@ -15,9 +15,10 @@ use rayon::prelude::*;
 use crate::dedupe::{Digest, DigestSet};
 use crate::error::{Error, Result};
 use crate::parse::{self, evaluate, DocumentWrite, Outcome, Scratch};
+use crate::run::{recorded, RunInfo};
 use crate::source::{Archives, Entry, Limits, LooseFileDefaults, Position};
 use crate::stats::StatementStats;
-use crate::store::{Checkpoint, RunRecord, RunStatus, Store, WriteContext};
+use crate::store::{Checkpoint, Store, WriteContext};
 
 /// Everything `backfill statements` needs to know, built once from the
 /// command line.
@@ -117,17 +118,6 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {}
 
-/// Identity of a run, given by the caller.
-#[derive(Clone, Debug)]
-pub struct RunInfo {
-    /// Unique run id (see [`new_run_id`]).
-    pub run_id: String,
-    /// Subcommand name.
-    pub command: String,
-    /// Arguments, credentials already redacted.
-    pub arguments: Vec<String>,
-}
-
 /// How a `statements` run ended.
 #[derive(Clone, Debug)]
 pub struct StatementsReport {
@@ -137,16 +127,6 @@ pub struct StatementsReport {
     pub stopped: bool,
     /// The run id.
     pub run_id: String,
-}
-
-/// A new run id: UTC start time plus random bits, sortable by time.
-pub fn new_run_id() -> String {
-    let now = chrono::Utc::now();
-    let nanos = now.timestamp_subsec_nanos() as u64;
-    let noise = xxhash_rust::xxh3::xxh3_64(
-        &[std::process::id().to_le_bytes(), (nanos as u32).to_le_bytes()].concat(),
-    );
-    format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), noise as u32)
 }
 
 fn now_micros() -> i64 {
@@ -166,54 +146,17 @@ pub fn run_statements(
     if cfg.batch_size == 0 {
         return Err(Error::Config("--batch-size must be at least 1".into()));
     }
-    let mut record = RunRecord {
-        run_id: run.run_id.clone(),
-        command: run.command.clone(),
-        arguments: run.arguments.clone(),
-        started_at: parse::format_timestamp(now_micros()),
-        ended_at: None,
-        status: RunStatus::Running,
-        counters: serde_json::to_value(StatementStats::default()).unwrap_or_default(),
-        error: None,
-    };
-    store.record_run(&record)?;
-    let mut stats = StatementStats::default();
-    let result = store.begin_load().and_then(|()| {
-        let r = execute(cfg, store, run, progress, stop, &mut stats);
+    let (stats, stopped) = recorded(store, run, |store, stats| {
+        store.begin_load()?;
+        let result = execute(cfg, store, run, progress, stop, stats);
         // Indexes are rebuilt whatever happened (and at the next open if
         // even this fails).
         let end = store.end_load();
-        let stopped = r?;
-        end.map(|()| stopped)
-    });
-    record.ended_at = Some(parse::format_timestamp(now_micros()));
-    record.counters = serde_json::to_value(stats).unwrap_or_default();
-    match result {
-        Ok(stopped) => {
-            record.status = if stopped { RunStatus::Stopped } else { RunStatus::Completed };
-            store.record_run(&record)?;
-            tracing::info!(
-                run_id = %run.run_id,
-                evaluated = stats.evaluated,
-                backfilled = stats.backfilled,
-                claims = stats.claims_written,
-                skipped = stats.skipped,
-                failures = stats.failures,
-                stopped,
-                "Backfill run ended."
-            );
-            Ok(StatementsReport { stats, stopped, run_id: run.run_id.clone() })
-        }
-        Err(e) => {
-            record.status = RunStatus::Failed;
-            record.error = Some(e.to_string());
-            // Best effort: the store may be what failed.
-            if let Err(e2) = store.record_run(&record) {
-                tracing::warn!(error = %e2, "Could not record the failed run.");
-            }
-            Err(e)
-        }
-    }
+        let stopped = result?;
+        end?;
+        Ok(stopped)
+    })?;
+    Ok(StatementsReport { stats, stopped, run_id: run.run_id.clone() })
 }
 
 fn build_pool(threads: usize) -> Result<rayon::ThreadPool> {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use backfill_engine::{format_timestamp, new_run_id, RunRecord, RunStatus};
+use backfill_engine::{new_run_id, recorded, RunInfo};
 
 use crate::args::{self, GlobalArgs};
 
@@ -16,45 +16,32 @@ pub struct Args {
     json: bool,
 }
 
+/// Counters of an enrich run.
+#[derive(Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Enriched {
+    statements_changed: u64,
+}
+
 /// Runs the subcommand.
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut store = global.open_store()?;
-    let now = || format_timestamp(chrono::Utc::now().timestamp_micros());
-    let mut record = RunRecord {
+    let run = RunInfo {
         run_id: new_run_id(),
         command: "enrich".into(),
         arguments: args::recorded_arguments(),
-        started_at: now(),
-        ended_at: None,
-        status: RunStatus::Running,
-        counters: serde_json::json!({}),
-        error: None,
     };
-    store.record_run(&record)?;
-    let result = store.enrich_statements();
-    record.ended_at = Some(now());
-    match result {
-        Ok(changed) => {
-            record.status = RunStatus::Completed;
-            record.counters = serde_json::json!({ "statementsChanged": changed });
-            store.record_run(&record)?;
-            let mut out = std::io::stdout().lock();
-            if args.json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({ "statementsChanged": changed, "runId": record.run_id })
-                )?;
-            } else {
-                writeln!(out, "Enrich completed: statements changed {changed}.")?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            record.status = RunStatus::Failed;
-            record.error = Some(e.to_string());
-            let _ = store.record_run(&record);
-            Err(e.into())
-        }
+    let (done, _) = recorded(store.as_mut(), &run, |store, c: &mut Enriched| {
+        c.statements_changed = store.enrich_statements()?;
+        Ok(false)
+    })?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let mut v = serde_json::to_value(&done)?;
+        v["runId"] = run.run_id.into();
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out, "Enrich completed: statements changed {}.", done.statements_changed)?;
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,5 @@
 //! `backfill epss`: sync EPSS / CVE-enrichment exports into the store.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -98,15 +97,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if report.stopped {
         tracing::warn!(run_id = %report.run_id, "Stopped before the end; rerun to continue.");
     }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let mut v = serde_json::to_value(report.stats)?;
-        v["runId"] = report.run_id.clone().into();
-        v["stopped"] = report.stopped.into();
-        writeln!(out, "{v}")?;
-    } else {
-        writeln!(out, "{}", report.stats)?;
-    }
+    args::print_counters(args.json, &report.stats, &report.run_id, report.stopped)?;
     Ok(ExitCode::SUCCESS)
 }
 

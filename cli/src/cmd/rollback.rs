@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use backfill_engine::{format_timestamp, new_run_id, RollbackScope, RunRecord, RunStatus};
+use backfill_engine::{new_run_id, recorded, RollbackReport, RollbackScope, RunInfo};
 
 use crate::args::{self, GlobalArgs};
 
@@ -39,47 +39,33 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         _ => unreachable!("clap requires --run or both --inserted-since and --inserted-until"),
     };
     let mut store = global.open_store()?;
-    let now = || format_timestamp(chrono::Utc::now().timestamp_micros());
-    let mut record = RunRecord {
+    let run = RunInfo {
         run_id: new_run_id(),
         command: "rollback".into(),
         arguments: args::recorded_arguments(),
-        started_at: now(),
-        ended_at: None,
-        status: RunStatus::Running,
-        counters: serde_json::json!({}),
-        error: None,
     };
-    if !args.dry_run {
-        store.record_run(&record)?;
+    let report = if args.dry_run {
+        // A dry run changes nothing, so it is not a run.
+        store.rollback(&scope, true)
+    } else {
+        let mut report = RollbackReport::default();
+        recorded(store.as_mut(), &run, |store, c: &mut serde_json::Value| {
+            report = store.rollback(&scope, false)?;
+            *c = serde_json::json!({
+                "statementsDeleted": report.statements,
+                "documents": report.digests.len(),
+            });
+            Ok(false)
+        })
+        .map(|_| report)
     }
-    let result = store.rollback(&scope, args.dry_run);
-    record.ended_at = Some(now());
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            record.status = RunStatus::Failed;
-            record.error = Some(e.to_string());
-            if !args.dry_run {
-                let _ = store.record_run(&record);
-            }
-            return Err(e).context("rollback failed");
-        }
-    };
-    if !args.dry_run {
-        record.status = RunStatus::Completed;
-        record.counters = serde_json::json!({
-            "statementsDeleted": report.statements,
-            "documents": report.digests.len(),
-        });
-        store.record_run(&record)?;
-    }
+    .context("rollback failed")?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         v["dryRun"] = args.dry_run.into();
         if !args.dry_run {
-            v["runId"] = record.run_id.clone().into();
+            v["runId"] = run.run_id.clone().into();
         }
         writeln!(out, "{v}")?;
     } else {

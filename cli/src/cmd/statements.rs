@@ -1,6 +1,5 @@
 //! `backfill statements`: replay raw VEX documents into statements.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -131,14 +130,6 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if report.stopped || stop.load(Ordering::Relaxed) {
         tracing::warn!(run_id = %report.run_id, "Stopped by signal; rerun to continue.");
     }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let mut v = serde_json::to_value(report.stats)?;
-        v["runId"] = report.run_id.clone().into();
-        v["stopped"] = report.stopped.into();
-        writeln!(out, "{v}")?;
-    } else {
-        writeln!(out, "{}", report.stats)?;
-    }
+    args::print_counters(args.json, &report.stats, &report.run_id, report.stopped)?;
     Ok(ExitCode::SUCCESS)
 }
