@@ -221,3 +221,16 @@ crate::store_tests! {
         assert!(ledger[0]["sourceUri"].as_str().unwrap().ends_with("one.json"));
     }
 }
+
+#[test]
+fn dry_run_counts_like_a_first_run_and_writes_nothing() {
+    let wd = Workdir::new();
+    let a = testdata("raw/sample.ndjson");
+    let a = a.to_str().unwrap();
+    let dry = wd.statements(&["--archive", a, "--dry-run"]);
+    assert_eq!(dry, FIRST_RUN);
+    assert!(!std::path::Path::new(&wd.store).exists(), "no store is opened");
+    // Still counts as a first run after a real one: it never reads the ledger.
+    wd.statements(&["--archive", a]);
+    assert_eq!(wd.statements(&["--archive", a, "--dry-run"]), FIRST_RUN);
+}

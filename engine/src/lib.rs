@@ -83,6 +83,6 @@ pub use run::{new_run_id, recorded, RunInfo};
 pub use source::{Archives, Entry, InputFile, InputKind, Limits, LooseFileDefaults, Position};
 pub use stats::StatementStats;
 pub use store::{
-    Checkpoint, EpssRow, Export, RollbackReport, RollbackScope, RunRecord, RunStatus, SqliteStore,
-    Store, StoreOptions, UpsertCounts, WriteContext,
+    Checkpoint, EpssRow, Export, NullStore, RollbackReport, RollbackScope, RunRecord, RunStatus,
+    SqliteStore, Store, StoreOptions, UpsertCounts, WriteContext,
 };

@@ -57,6 +57,10 @@ pub struct Args {
     /// Kubernetes Indexed Job).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     shards: Option<u32>,
+    /// Evaluate and count everything as if the store were empty, but write nothing (no
+    /// store is opened): validates an archive and measures parsing.
+    #[arg(long)]
+    dry_run: bool,
     /// Print the counters as one JSON object instead of the summary line.
     #[arg(long)]
     json: bool,
@@ -114,7 +118,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let mut store = global.open_store()?;
+    let mut store: Box<dyn backfill_engine::Store> =
+        if args.dry_run { Box::new(backfill_engine::NullStore) } else { global.open_store()? };
     let stop = args::stop_flag()?;
     let mut arguments = args::recorded_arguments();
     if let (Some(shard), None) = (cfg.shard, args.shard) {

@@ -7,6 +7,7 @@
 //! a URI.
 
 mod mongo;
+mod null;
 mod sqlite;
 
 use std::collections::HashSet;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
 pub use mongo::{MongoStore, RETRY_BUDGET, RETRY_BUDGET_ENV, WRITE_PATH_ENV};
+pub use null::NullStore;
 pub use sqlite::SqliteStore;
 
 use crate::dedupe::Digest;
