@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Reproduces every figure in BENCHMARKS.md in one session on one machine:
+# our tool and the alternatives on the same generated files.
+#   benches/scale/run.sh [WORKDIR]   (default /tmp/backfill-bench; ~15 GB free disk)
+# Needs: a release build (built here), hyperfine (apt), python3 venv with duckdb.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+W=${1:-/tmp/backfill-bench}
+mkdir -p "$W"
+RUNS=${RUNS:-3}
+cargo build --release -p backfill --locked
+B=$PWD/target/release/backfill
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
+if [ ! -x "$W/venv/bin/python" ]; then
+    python3 -m venv "$W/venv"
+    "$W/venv/bin/pip" install -q duckdb==1.4.4
+fi
+PY=$W/venv/bin/python
+H() { hyperfine --runs "$RUNS" --export-json "$W/$1.json" --style basic "${@:2}"; }
+RSS() { /usr/bin/time -f "$1 peak RSS %M KB" "${@:2}" >/dev/null; }
+
+# --- inputs -----------------------------------------------------------------
+[ -f "$W/epss10m.ndjson" ] || $B gen epss --count 10000000 --out "$W/epss10m.ndjson" --seed 1
+mkdir -p "$W/b10m/v2/cve_enrichment/1700000000"
+ln -f "$W/epss10m.ndjson" "$W/b10m/v2/cve_enrichment/1700000000/000000000.ndjson"
+[ -f "$W/epss_scores-2026-09-29.csv" ] || $B gen epss --count 380000 --out "$W/epss_scores-2026-09-29.csv" --seed 2
+for n in 1 10 30; do
+    [ -f "$W/raw${n}x.ndjson" ] || $B gen raw --count $((3000 * n)) --out "$W/raw${n}x.ndjson" --seed 3
+done
+
+# --- machine limits -----------------------------------------------------------
+H limits_read -p 'true' "cat $W/epss10m.ndjson > /dev/null" "wc -l $W/epss10m.ndjson"
+
+# --- EPSS: 10M rows, 5% duplicate CVEs ----------------------------------------
+H epss10m \
+    -p "rm -f $W/e.db*" "$B epss --bucket $W/b10m --store $W/e.db -q" \
+    -p "rm -f $W/d.duckdb*" "$PY benches/scale/duckdb_load.py ctas $W/epss10m.ndjson $W/d.duckdb" \
+    -p "rm -f $W/d.duckdb*" "$PY benches/scale/duckdb_load.py distinct $W/epss10m.ndjson $W/d.duckdb" \
+    -p "rm -f $W/d.duckdb*" "$PY benches/scale/duckdb_load.py keyed $W/epss10m.ndjson $W/d.duckdb" \
+    -p "rm -f $W/n.db*" "$PY benches/scale/naive_loader.py $W/epss10m.ndjson $W/n.db"
+rm -f "$W"/e.db*; RSS "epss 10M" $B epss --bucket "$W/b10m" --store "$W/e.db" -q
+H epss_day -p "rm -f $W/c.db*" "$B epss --csv $W/epss_scores-2026-09-29.csv --store $W/c.db -q"
+
+# --- raw archives: parse + normalize (dry run) and end to end into SQLite -----
+for t in 1 2; do
+    H "raw_dry_t$t" "$B statements --archive $W/raw10x.ndjson --dry-run --threads $t -q"
+done
+for n in 1 10 30; do
+    H "raw_e2e_${n}x" -p "rm -f $W/s.db*" "$B statements --archive $W/raw${n}x.ndjson --store $W/s.db -q"
+done
+rm -f "$W"/s.db*; RSS "raw 30x" $B statements --archive "$W/raw30x.ndjson" --store "$W/s.db" -q
+ls -la "$W"/*.ndjson
