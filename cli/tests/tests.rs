@@ -15,3 +15,7 @@ mod commands;
 
 // `backfill epss` and `backfill enrich`.
 mod epss;
+
+// MongoDB only: server killed mid-run, outages, credentials, write paths,
+// EPSS parity with SQLite.
+mod mongo;

@@ -35,13 +35,13 @@ use mongodb::IndexModel;
 use serde_json::{Map, Value as Json};
 
 use super::{
-    redact_uri, Checkpoint, EpssRow, Export, RunRecord, RunStatus, Store, StoreOptions,
-    UpsertCounts, WriteContext,
+    redact_uri, Checkpoint, EpssRow, Export, RollbackReport, RollbackScope, RunRecord, RunStatus,
+    Store, StoreOptions, UpsertCounts, WriteContext,
 };
 use crate::dedupe::Digest;
 use crate::error::{Error, Result};
 use crate::normalize::Claim;
-use crate::parse::{format_instant, DocumentWrite};
+use crate::parse::{format_instant, format_timestamp, DocumentWrite};
 
 /// How long one operation is retried on transient errors before the run
 /// fails.
@@ -555,7 +555,12 @@ impl MongoStore {
             match client.bulk_write(models).ordered(false).write_concern(wc.clone()).run() {
                 Ok(_) => Ok(Ok(Vec::new())),
                 Err(e) => match &*e.kind {
-                    ErrorKind::BulkWrite(bw) if bw.write_concern_errors.is_empty() => {
+                    // Only write errors: the rest of the bulk was applied.
+                    // A top-level error (the source: network, shutdown...)
+                    // means an unknown part was, so the whole is retried.
+                    ErrorKind::BulkWrite(bw)
+                        if bw.write_concern_errors.is_empty() && top_level(&e).is_none() =>
+                    {
                         let mut idx: Vec<usize> = bw.write_errors.keys().copied().collect();
                         idx.sort_unstable();
                         Ok(split_duplicates(idx.into_iter().map(|i| {
@@ -726,6 +731,72 @@ impl MongoStore {
         }
     }
 
+    /// Statements, then ledger entries, of one batch.
+    fn write_batch(
+        &self,
+        docs: &[DocumentWrite],
+        ctx: &WriteContext<'_>,
+        inserted: &str,
+    ) -> Result<()> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        // Signals from the epss collection, as SQLite's sub-selects give
+        // them: one $in query for the batch.
+        let mut ids: Vec<&str> = docs
+            .iter()
+            .flat_map(|d| d.claims.iter().map(|c| c.vulnerability_id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let signals = self.epss_signals(&ids)?;
+        let digests: Vec<String> = docs.iter().map(|d| d.digest.to_string()).collect();
+        if ctx.force {
+            let deletes: Vec<Op> = digests
+                .chunks(MAX_IN_VALUES)
+                .map(|chunk| {
+                    let list: Vec<Bson> = chunk.iter().map(|s| Bson::String(s.clone())).collect();
+                    Op::DeleteMany(doc! { "document.digest": { "$in": list } })
+                })
+                .collect();
+            self.write(&self.statements, "replace statements", &deletes)?;
+        }
+        let none = (Bson::Null, Bson::Null);
+        let mut statements = Vec::new();
+        let mut ledger = Vec::with_capacity(docs.len());
+        for (doc, digest) in docs.iter().zip(&digests) {
+            let retrieved = format_instant(doc.retrieved_at);
+            for c in &doc.claims {
+                let sig = signals.get(&c.vulnerability_id).cloned().unwrap_or_else(|| none.clone());
+                statements.push(Op::Insert(statement_doc(
+                    doc, c, digest, &retrieved, inserted, ctx.run_id, sig,
+                )));
+            }
+            ledger.push(Op::Insert(ledger_doc(doc, digest, &retrieved, ctx)));
+        }
+        // Statements first: a ledger entry means its statements are stored.
+        // Duplicates are statements already present (an interrupted batch).
+        self.write(&self.statements, "write statements", &statements)?;
+        drop(statements);
+        let dups = self.write(&self.documents, "write ledger", &ledger)?;
+        if !dups.is_empty() {
+            // Digests already in the ledger (--force, or a retried write):
+            // the entry is replaced, as SQLite's upsert does.
+            let replaces: Vec<Op> = dups
+                .into_iter()
+                .filter_map(|i| match &ledger[i] {
+                    Op::Insert(d) => Some(Op::Replace {
+                        filter: doc! { "digest": d.get_str("digest").unwrap_or_default() },
+                        replacement: d.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            self.write(&self.documents, "update ledger", &replaces)?;
+        }
+        Ok(())
+    }
+
     fn write_checkpoint(&self, cp: &Checkpoint, now: &str) -> Result<()> {
         let filter = doc! { "dataType": &cp.data_type, "source": &cp.source };
         let replacement = doc! {
@@ -764,9 +835,17 @@ fn split_duplicates<'a>(errors: impl Iterator<Item = (usize, i32, &'a str)>) -> 
     Ok(dups)
 }
 
+/// The top-level error a `Client::bulk_write` error wraps, if any.
+fn top_level(e: &mongodb::error::Error) -> Option<&mongodb::error::Error> {
+    std::error::Error::source(e).and_then(|s| s.downcast_ref::<mongodb::error::Error>())
+}
+
 /// Whether an error is worth a retry.
 fn is_transient(e: &mongodb::error::Error) -> bool {
     if TRANSIENT_LABELS.iter().any(|l| e.contains_label(l)) {
+        return true;
+    }
+    if top_level(e).is_some_and(is_transient) {
         return true;
     }
     match &*e.kind {
@@ -815,6 +894,9 @@ fn error_message(e: &mongodb::error::Error) -> String {
                 .unwrap_or_else(|| "insert failed".to_owned()),
             (None, None) => "insert failed".to_owned(),
         },
+        ErrorKind::BulkWrite(_) if top_level(e).is_some() => {
+            top_level(e).map(error_message).unwrap_or_default()
+        }
         ErrorKind::BulkWrite(bw) => match bw.write_concern_errors.first() {
             Some(w) => format!("write concern error {}: {}", w.code, w.message),
             None => bw
@@ -855,18 +937,25 @@ fn opt_str(v: Option<&str>) -> Bson {
 /// `signals.kev` and `signals.epss` from one `epss` document, as SQLite
 /// computes them.
 fn signals_of(row: &Document) -> (Bson, Bson) {
-    let kev = row.get("isKnownExploit").cloned().unwrap_or(Bson::Null);
-    let kev = match kev {
-        Bson::Int32(i) => Bson::Boolean(i != 0),
-        Bson::Int64(i) => Bson::Boolean(i != 0),
-        other => other,
-    };
+    let kev = row.get("isKnownExploit").and_then(kev_of).map_or(Bson::Null, Bson::Boolean);
     let epss = doc! {
         "score": row.get("epssScore").cloned().unwrap_or(Bson::Null),
         "percentile": row.get("percentile").cloned().unwrap_or(Bson::Null),
         "date": row.get("scoreDate").cloned().unwrap_or(Bson::Null),
     };
     (kev, Bson::Document(epss))
+}
+
+/// A KEV flag stored as a boolean or as 0/1.
+fn kev_of(v: &Bson) -> Option<bool> {
+    match v {
+        Bson::Boolean(b) => Some(*b),
+        other => bson_i64(other).map(|i| i != 0),
+    }
+}
+
+fn same_kev(a: &Bson, b: &Bson) -> bool {
+    kev_of(a) == kev_of(b)
 }
 
 /// JSON to BSON: integers as Int64, other numbers as Double.
@@ -972,7 +1061,7 @@ fn ledger_doc(
         "statements": doc.claims.len() as i64,
         "metadata": metadata,
         "runId": ctx.run_id,
-        "processedAt": format_instant(ctx.inserted_at),
+        "processedAt": format_timestamp(ctx.inserted_at),
     }
 }
 
@@ -1000,6 +1089,12 @@ fn statement_to_json(mut d: Document) -> Json {
     ] {
         m.insert(key.to_owned(), d.remove(key).map_or(Json::Null, bson_to_json));
     }
+    // `kev` is a boolean, whatever a wire-compatible server made of it.
+    if let Some(kev) = m.get_mut("signals").and_then(|s| s.get_mut("kev")) {
+        if let Some(i) = kev.as_f64() {
+            *kev = Json::Bool(i != 0.0);
+        }
+    }
     Json::Object(m)
 }
 
@@ -1009,8 +1104,7 @@ fn epss_to_json(d: &Document) -> Json {
         "cve": get("cve"),
         "epssScore": get("epssScore"),
         "percentile": get("percentile"),
-        "isKnownExploit": d.get("isKnownExploit").map(|b| matches!(b, Bson::Boolean(true))
-            || bson_i64(b).is_some_and(|i| i != 0)).unwrap_or(false),
+        "isKnownExploit": d.get("isKnownExploit").and_then(kev_of).unwrap_or(false),
         "modelVersion": get("modelVersion"),
         "scoreDate": get("scoreDate"),
         "createdAt": get("createdAt"),
@@ -1073,10 +1167,7 @@ fn epss_change(row: &EpssRow, stored: Option<&Document>, now: &str) -> Option<Op
         }));
     };
     let old_f = |k: &str| old.get(k).and_then(bson_f64);
-    let old_kev = old.get("isKnownExploit").and_then(|b| match b {
-        Bson::Boolean(b) => Some(*b),
-        other => bson_i64(other).map(|i| i != 0),
-    });
+    let old_kev = old.get("isKnownExploit").and_then(kev_of);
     let changed = old_f("epssScore") != Some(row.epss_score)
         || row.percentile.is_some_and(|p| old_f("percentile") != Some(p))
         || row.is_known_exploit.is_some_and(|k| old_kev != Some(k))
@@ -1160,63 +1251,12 @@ impl Store for MongoStore {
     }
 
     fn write_documents(&mut self, docs: &[DocumentWrite], ctx: &WriteContext<'_>) -> Result<()> {
-        if docs.is_empty() {
-            return Ok(());
-        }
         self.ensure_indexes()?;
-        let inserted = format_instant(ctx.inserted_at);
-        // Signals from the epss collection, as SQLite's sub-selects give
-        // them: one $in query for the batch.
-        let mut ids: Vec<&str> = docs
-            .iter()
-            .flat_map(|d| d.claims.iter().map(|c| c.vulnerability_id.as_str()))
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let signals = self.epss_signals(&ids)?;
-        let digests: Vec<String> = docs.iter().map(|d| d.digest.to_string()).collect();
-        if ctx.force {
-            let deletes: Vec<Op> = digests
-                .chunks(MAX_IN_VALUES)
-                .map(|chunk| {
-                    let list: Vec<Bson> = chunk.iter().map(|s| Bson::String(s.clone())).collect();
-                    Op::DeleteMany(doc! { "document.digest": { "$in": list } })
-                })
-                .collect();
-            self.write(&self.statements, "replace statements", &deletes)?;
-        }
-        let none = (Bson::Null, Bson::Null);
-        let mut statements = Vec::new();
-        let mut ledger = Vec::with_capacity(docs.len());
-        for (doc, digest) in docs.iter().zip(&digests) {
-            let retrieved = format_instant(doc.retrieved_at);
-            for c in &doc.claims {
-                let sig = signals.get(&c.vulnerability_id).cloned().unwrap_or_else(|| none.clone());
-                statements.push(Op::Insert(statement_doc(
-                    doc, c, digest, &retrieved, &inserted, ctx.run_id, sig,
-                )));
-            }
-            ledger.push(Op::Insert(ledger_doc(doc, digest, &retrieved, ctx)));
-        }
-        // Statements first: a ledger entry means its statements are stored.
-        // Duplicates are statements already present (an interrupted batch).
-        self.write(&self.statements, "write statements", &statements)?;
-        drop(statements);
-        let dups = self.write(&self.documents, "write ledger", &ledger)?;
-        if !dups.is_empty() {
-            // Digests already in the ledger (--force, or a retried write):
-            // the entry is replaced, as SQLite's upsert does.
-            let replaces: Vec<Op> = dups
-                .into_iter()
-                .filter_map(|i| match &ledger[i] {
-                    Op::Insert(d) => Some(Op::Replace {
-                        filter: doc! { "digest": d.get_str("digest").unwrap_or_default() },
-                        replacement: d.clone(),
-                    }),
-                    _ => None,
-                })
-                .collect();
-            self.write(&self.documents, "update ledger", &replaces)?;
+        let inserted = format_timestamp(ctx.inserted_at);
+        self.write_batch(docs, ctx, &inserted)?;
+        // The run's progress moves only once the batch is acknowledged.
+        if let Some(cp) = ctx.checkpoint {
+            self.write_checkpoint(cp, &inserted)?;
         }
         Ok(())
     }
@@ -1281,7 +1321,7 @@ impl Store for MongoStore {
         now: i64,
     ) -> Result<UpsertCounts> {
         self.ensure_indexes()?;
-        let now = format_instant(now);
+        let now = format_timestamp(now);
         let mut counts = UpsertCounts::default();
         let mut stored: HashMap<String, Document> = HashMap::new();
         for chunk in rows.chunks(MAX_IN_VALUES) {
@@ -1345,6 +1385,113 @@ impl Store for MongoStore {
         }))
     }
 
+    fn rollback(&mut self, scope: &RollbackScope, dry_run: bool) -> Result<RollbackReport> {
+        // The scope is read off the ledger, as in SQLite: a run's documents
+        // are the ledger entries it wrote last.
+        let filter = match scope {
+            RollbackScope::Run(id) => doc! { "runId": id },
+            RollbackScope::Inserted { since, until } => doc! {
+                "processedAt": { "$gte": format_timestamp(*since), "$lt": format_timestamp(*until) },
+            },
+        };
+        let mut digests: Vec<String> = self
+            .find_all(&self.documents, "rollback", filter, Some(doc! { "digest": 1, "_id": 0 }))?
+            .iter()
+            .filter_map(|d| d.get_str("digest").ok().map(str::to_owned))
+            .collect();
+        digests.sort_unstable();
+        digests.dedup();
+        let lists: Vec<Bson> = digests
+            .chunks(MAX_IN_VALUES)
+            .map(|c| Bson::Array(c.iter().map(|d| Bson::String(d.clone())).collect()))
+            .collect();
+        let mut statements = 0;
+        for list in &lists {
+            let coll = &self.statements;
+            let filter = doc! { "document.digest": { "$in": list.clone() } };
+            let filter = &filter;
+            statements += self.retry("rollback", self.retry_budget, || {
+                coll.count_documents(filter.clone()).run()
+            })?;
+        }
+        if !dry_run && !lists.is_empty() {
+            self.ensure_indexes()?;
+            // Statements first, ledger entries second: if this is cut
+            // short, the ledger still names the documents and running the
+            // same rollback again finishes it.
+            let by_digest = |field: &str| -> Vec<Op> {
+                lists.iter().map(|l| Op::DeleteMany(doc! { field: { "$in": l.clone() } })).collect()
+            };
+            self.write(&self.statements, "rollback statements", &by_digest("document.digest"))?;
+            self.write(&self.documents, "rollback ledger", &by_digest("digest"))?;
+        }
+        Ok(RollbackReport { statements, digests })
+    }
+
+    fn stats(&mut self) -> Result<Json> {
+        let count = |coll: &Collection<Document>, filter: Document| {
+            let filter = &filter;
+            self.retry("stats", self.retry_budget, || coll.count_documents(filter.clone()).run())
+        };
+        let group = |coll: &Collection<Document>, key: &str| -> Result<Json> {
+            let pipeline = [
+                doc! { "$group": { "_id": format!("${key}"), "n": { "$sum": 1 } } },
+                doc! { "$sort": { "_id": 1 } },
+            ];
+            let pipeline = &pipeline;
+            let rows = self.retry("stats", self.retry_budget, || {
+                let mut cursor = coll.aggregate(pipeline.iter().cloned()).run()?;
+                let mut out = Vec::new();
+                while cursor.advance()? {
+                    out.push(cursor.deserialize_current()?);
+                }
+                Ok(out)
+            })?;
+            let mut m = Map::new();
+            for r in rows {
+                let key = match r.get("_id") {
+                    Some(Bson::String(k)) => k.clone(),
+                    Some(Bson::Null) | None => "null".to_owned(),
+                    Some(other) => other.to_string(),
+                };
+                m.insert(key, Json::from(r.get("n").and_then(bson_i64).unwrap_or(0)));
+            }
+            Ok(Json::Object(m))
+        };
+        let mut checkpoints: Vec<Document> =
+            self.find_all(&self.checkpoints, "stats", doc! {}, None)?;
+        let text = |d: &Document, k: &str| d.get_str(k).unwrap_or_default().to_owned();
+        checkpoints.sort_by_key(|d| (text(d, "dataType"), text(d, "source")));
+        let checkpoints: Vec<Json> = checkpoints
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "dataType": text(d, "dataType"),
+                    "source": text(d, "source"),
+                    "sequence": text(d, "sequence"),
+                    "chunk": text(d, "chunk"),
+                    "offset": d.get("offset").and_then(bson_i64).unwrap_or(0),
+                    "complete": d.get("complete").and_then(kev_of).unwrap_or(false),
+                    "updatedAt": text(d, "updatedAt"),
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({
+            "statements": count(&self.statements, doc! {})?,
+            "byProvider": group(&self.statements, "providerId")?,
+            "byStatus": group(&self.statements, "status")?,
+            "byFormat": group(&self.statements, "document.format")?,
+            "documents": count(&self.documents, doc! {})?,
+            "epss": {
+                "rows": count(&self.epss, doc! {})?,
+                // A boolean, or 0/1 on servers that store it so.
+                "knownExploited": count(&self.epss, doc! { "isKnownExploit": { "$in": [true, 1] } })?,
+            },
+            "checkpoints": checkpoints,
+            "runs": group(&self.runs, "status")?,
+        }))
+    }
+
     fn enrich_statements(&mut self) -> Result<u64> {
         self.ensure_indexes()?;
         // The epss collection in memory (a few hundred thousand rows at
@@ -1378,11 +1525,18 @@ impl Store for MongoStore {
                 let (kev, epss) = signals.get(vid).unwrap_or(&none);
                 let current = d.get_document("signals").ok();
                 let cur = |k: &str| current.and_then(|s| s.get(k)).unwrap_or(&Bson::Null);
-                if cur("kev") != kev || cur("epss") != epss {
+                if !same_kev(cur("kev"), kev) || cur("epss") != epss {
                     let id = d.get("_id").cloned().unwrap_or(Bson::Null);
+                    // The whole signals document: some wire-compatible
+                    // servers store a scalar boolean $set as 0/1.
+                    let signals = doc! {
+                        "severity": cur("severity").clone(),
+                        "kev": kev.clone(),
+                        "epss": epss.clone(),
+                    };
                     pending.push(Op::Update {
                         filter: doc! { "_id": id },
-                        update: doc! { "$set": { "signals.kev": kev.clone(), "signals.epss": epss.clone() } },
+                        update: doc! { "$set": { "signals": signals } },
                     });
                 }
             }
