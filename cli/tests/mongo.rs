@@ -424,3 +424,41 @@ fn legacy_write_path_reruns_and_forces_like_the_bulk_path() {
     assert_eq!(exports[0].0.len(), 8);
     assert_eq!(exports[0], exports[1]);
 }
+
+#[test]
+fn raw_documents_are_read_from_a_mongodb_raw_collection() {
+    if !mongo_available() {
+        return;
+    }
+    // The bundled archive's parsable lines, loaded into a raw collection as
+    // Excititor keeps them (binData content, BSON dates).
+    let text = std::fs::read_to_string(testdata("raw/sample.ndjson")).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Map<String, Json>>(l).is_ok())
+        .collect();
+    let source = with_database(&mongo_uri().unwrap(), &crate::util::unique_db_name());
+    let opts = backfill_engine::StoreOptions {
+        statements_collection: "vex_statements".into(),
+        raw_collection: "vex_raw".into(),
+        ..Default::default()
+    };
+    let mut raw = backfill_engine::store::MongoStore::open(&source, &opts).unwrap();
+    assert_eq!(raw.import_raw("vex_raw", &lines).unwrap(), lines.len() as u64);
+
+    // The same lines as an archive, into SQLite: the reference.
+    let reference = Workdir::new();
+    let archive = reference.write("raw.ndjson", lines.join("\n") + "\n");
+    let expected = reference.statements(&["--archive", archive.to_str().unwrap()]);
+    assert!(expected.backfilled > 0 && expected.failures > 0, "{expected:?}");
+
+    let wd = Workdir::with(StoreKind::Mongo);
+    let from_mongo = wd.statements(&["--source", &source, "--raw-collection", "vex_raw"]);
+    assert_eq!(from_mongo, expected);
+    assert_eq!(wd.export(), reference.export());
+    assert_eq!(wd.ledger(), reference.ledger());
+    // Rerun: everything already in the ledger.
+    let again = wd.statements(&["--source", &source, "--raw-collection", "vex_raw"]);
+    assert_eq!(again.backfilled, 0);
+    raw.drop_database().unwrap();
+}

@@ -17,8 +17,12 @@ use crate::progress::Bar;
 pub struct Args {
     /// NDJSON archives (*.ndjson, *.jsonl), raw JSON documents, or
     /// directories to walk for both.
-    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+    #[arg(long, required_unless_present = "source", num_args = 1.., value_name = "PATH")]
     archive: Vec<PathBuf>,
+    /// Read the raw documents from a MongoDB raw collection instead (mongodb://HOST/DB; the
+    /// collection is --raw-collection), spooled to a temporary archive first.
+    #[arg(long, value_name = "URI", conflicts_with = "archive")]
+    source: Option<String>,
     /// Keep only documents retrieved on or after this instant (UTC when no
     /// offset is given).
     #[arg(long, value_name = "ISO8601", value_parser = args::instant)]
@@ -109,7 +113,7 @@ impl Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match args.config() {
+    let mut cfg = match args.config() {
         Ok(cfg) => cfg,
         // A bad shard index (from the environment) is a usage error: an
         // orchestrator must not retry it.
@@ -117,6 +121,25 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             eprintln!("backfill: error: {e:#}");
             return Ok(ExitCode::from(2));
         }
+    };
+    let _spool = match &args.source {
+        Some(uri) => {
+            let opts = backfill_engine::StoreOptions {
+                statements_collection: global.statements_collection.clone(),
+                raw_collection: global.raw_collection.clone(),
+                ..Default::default()
+            };
+            let spool =
+                backfill_engine::store::RawSpool::create(uri, &opts).with_context(|| {
+                    format!(
+                        "cannot read raw documents from {}",
+                        backfill_engine::store::redact_uri(uri)
+                    )
+                })?;
+            cfg.archives = vec![spool.path().to_owned()];
+            Some(spool)
+        }
+        None => None,
     };
     let mut store: Box<dyn backfill_engine::Store> =
         if args.dry_run { Box::new(backfill_engine::NullStore) } else { global.open_store()? };

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
-pub use mongo::{MongoStore, RETRY_BUDGET, RETRY_BUDGET_ENV, WRITE_PATH_ENV};
+pub use mongo::{MongoStore, RawSpool, RETRY_BUDGET, RETRY_BUDGET_ENV, WRITE_PATH_ENV};
 pub use null::NullStore;
 pub use sqlite::SqliteStore;
 
