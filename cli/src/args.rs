@@ -97,20 +97,6 @@ pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_with_units() {
-        assert_eq!(byte_size("64MiB"), Ok(64 << 20));
-        assert_eq!(byte_size("10"), Ok(10));
-        assert_eq!(byte_size("2k"), Ok(2048));
-        assert!(byte_size("lots").is_err());
-        assert!(byte_size("5 parsecs").is_err());
-    }
-}
-
 /// Prints a run's counters: the summary line (their `Display`), or with
 /// `json` one JSON object with `runId` and `stopped` added.
 pub fn print_counters<C>(
@@ -133,4 +119,18 @@ where
         writeln!(out, "{counters}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(byte_size("64MiB"), Ok(64 << 20));
+        assert_eq!(byte_size("10"), Ok(10));
+        assert_eq!(byte_size("2k"), Ok(2048));
+        assert!(byte_size("lots").is_err());
+        assert!(byte_size("5 parsecs").is_err());
+    }
 }

@@ -66,7 +66,7 @@ pub mod store;
 pub use checkpoint::{list_bucket, resume_offset, ExportFile};
 pub use dedupe::{Digest, DigestSet};
 pub use epss::{
-    parse_gitlab_line, run_epss, valid_cve, CsvLayout, EpssConfig, EpssSource, SyncReport,
+    cve_key, parse_gitlab_line, run_epss, valid_cve, CsvLayout, EpssConfig, EpssSource, SyncReport,
     SyncStats,
 };
 pub use error::{DocumentFailure, Error, FailureKind, Result};

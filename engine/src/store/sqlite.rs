@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value as Json};
 
@@ -62,6 +63,13 @@ impl SqliteStore {
     }
 
     fn init(&mut self, busy_timeout: Duration) -> rusqlite::Result<()> {
+        // `cve_key(text)` in SQL: how statements find their epss row.
+        self.conn.create_scalar_function(
+            "cve_key",
+            1,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| Ok(ctx.get_raw(0).as_str().ok().and_then(crate::epss::cve_key)),
+        )?;
         // Concurrent writers (sharded runs) wait instead of failing.
         self.conn.busy_timeout(busy_timeout)?;
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -106,7 +114,8 @@ impl SqliteStore {
                 UNIQUE (doc, vulnerability_id, product_key)
             );
             CREATE TABLE IF NOT EXISTS epss (
-                cve TEXT PRIMARY KEY,
+                id INTEGER PRIMARY KEY, -- cve_key(cve): a lossless integer key
+                cve TEXT NOT NULL,
                 epss_score REAL NOT NULL,
                 percentile REAL,
                 is_known_exploit INTEGER NOT NULL DEFAULT 0,
@@ -114,7 +123,7 @@ impl SqliteStore {
                 score_date TEXT,
                 created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL
-            ) WITHOUT ROWID;
+            );
             CREATE TABLE IF NOT EXISTS checkpoints (
                 data_type TEXT NOT NULL,
                 source TEXT NOT NULL,
@@ -255,9 +264,9 @@ impl SqliteStore {
             // unchanged and `updatedAt` only moves on a real change.
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO epss (cve, epss_score, percentile, is_known_exploit, model_version,
-                    score_date, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, coalesce(?4, 0), ?5, ?6, ?7, ?7)
-                 ON CONFLICT (cve) DO UPDATE SET
+                    score_date, created_at, updated_at, id)
+                 VALUES (?1, ?2, ?3, coalesce(?4, 0), ?5, ?6, ?7, ?7, ?8)
+                 ON CONFLICT (id) DO UPDATE SET
                     epss_score = excluded.epss_score,
                     percentile = coalesce(?3, percentile),
                     is_known_exploit = coalesce(?4, is_known_exploit),
@@ -270,7 +279,11 @@ impl SqliteStore {
                     OR (?5 IS NOT NULL AND model_version IS NOT ?5)",
             )?;
             let now = format_timestamp(now);
-            for r in rows {
+            // In key order, the upserts walk the B-tree front to back.
+            let mut keyed: Vec<(Option<i64>, &EpssRow)> =
+                rows.iter().map(|r| (crate::epss::cve_key(&r.cve), r)).collect();
+            keyed.sort_unstable_by_key(|(k, _)| *k);
+            for (key, r) in keyed {
                 let n = upsert.execute(params![
                     r.cve,
                     r.epss_score,
@@ -279,6 +292,7 @@ impl SqliteStore {
                     r.model_version,
                     r.score_date,
                     now,
+                    key,
                 ])?;
                 if n > 0 {
                     counts.upserted += 1;
@@ -303,11 +317,11 @@ impl SqliteStore {
 }
 
 /// `signals.kev` of a statement row, from the epss table.
-const KEV_OF_ROW: &str = "(SELECT is_known_exploit FROM epss WHERE cve = vulnerability_id)";
+const KEV_OF_ROW: &str = "(SELECT is_known_exploit FROM epss WHERE id = cve_key(vulnerability_id))";
 
 /// `signals.epss` of a statement row, from the epss table.
 const EPSS_OF_ROW: &str = "(SELECT json_object('score', epss_score, 'percentile', percentile,
-    'date', score_date) FROM epss WHERE cve = vulnerability_id)";
+    'date', score_date) FROM epss WHERE id = cve_key(vulnerability_id))";
 
 /// Upserts a checkpoint (inside the caller's transaction).
 fn save_checkpoint(
