@@ -19,3 +19,18 @@ mod epss;
 // MongoDB only: server killed mid-run, outages, credentials, write paths,
 // EPSS parity with SQLite.
 mod mongo;
+
+// Stop signals, kill -9 and resumption.
+mod reliability;
+
+// Malformed input: the corpus in testdata/malformed and special files.
+mod malformed;
+
+// Sharded runs.
+mod sharding;
+
+// rollback and stats.
+mod rollback;
+
+// Store faults: locked file, full disk.
+mod faults;
