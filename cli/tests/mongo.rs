@@ -131,10 +131,18 @@ fn reference_run(wd: &Workdir, count: &str) -> (String, Summary, Vec<Json>, Vec<
 /// Progress is read from the server's files, not asked of the server:
 /// nx-27017 runs a client-level bulkWrite under the `admin` database's lock,
 /// so a concurrent command on the target database would race with it there.
-fn spawn_until(wd: &Workdir, server: &Server, db: &str, archive: &str, retry: &str) -> Child {
+fn spawn_until(
+    wd: &Workdir,
+    server: &Server,
+    db: &str,
+    archive: &str,
+    retry: &str,
+    write_path: &str,
+) -> Child {
     let mut child = wd
         .command(&["statements", "--archive", archive, "--batch-size", "20"])
         .env(RETRY_BUDGET_ENV, retry)
+        .env(WRITE_PATH_ENV, write_path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -164,7 +172,7 @@ fn server_killed_mid_run_fails_with_one_line_and_a_rerun_completes_exactly() {
     let mut server = Server::start(&bin, &reference.path("nx"));
     let wd = workdir_at(server.uri("killed"));
 
-    let child = spawn_until(&wd, &server, "killed", &archive, "2");
+    let child = spawn_until(&wd, &server, "killed", &archive, "2", "");
     server.kill();
     let out = child.wait_with_output().unwrap();
     let stderr = stderr_of(&out);
@@ -197,15 +205,16 @@ fn server_killed_mid_run_fails_with_one_line_and_a_rerun_completes_exactly() {
     assert_eq!(runs[1]["status"], "completed");
 }
 
-#[test]
-fn an_outage_shorter_than_the_retry_budget_is_ridden_out() {
+/// Kills the server mid-run and restarts it 2 s later, within the retry
+/// budget: the run completes as if nothing happened.
+fn outage_is_ridden_out(write_path: &str) {
     let Some(bin) = nx_binary() else { return };
     let reference = Workdir::new();
     let (archive, expected, statements, ledger) = reference_run(&reference, "400");
     let mut server = Server::start(&bin, &reference.path("nx"));
     let wd = workdir_at(server.uri("outage"));
 
-    let child = spawn_until(&wd, &server, "outage", &archive, "60");
+    let child = spawn_until(&wd, &server, "outage", &archive, "60", write_path);
     server.kill();
     std::thread::sleep(Duration::from_secs(2));
     server.restart();
@@ -215,6 +224,16 @@ fn an_outage_shorter_than_the_retry_budget_is_ridden_out() {
     assert_eq!(Summary::parse(&out), expected);
     assert_eq!(wd.ledger(), ledger);
     assert_eq!(wd.export(), statements);
+}
+
+#[test]
+fn an_outage_shorter_than_the_retry_budget_is_ridden_out() {
+    outage_is_ridden_out("");
+}
+
+#[test]
+fn an_outage_is_ridden_out_on_the_bulk_write_path_too() {
+    outage_is_ridden_out("bulk");
 }
 
 /// `base` with `user:password@` as its userinfo.

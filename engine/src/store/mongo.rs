@@ -4,8 +4,9 @@
 //! (instants as RFC 3339 strings, so a replay is byte-for-byte the same in
 //! both stores). Writes are unordered bulk writes with majority write
 //! concern (the URI's `w` wins when given): `Client::bulk_write` on servers
-//! that speak it (maxWireVersion >= 25, MongoDB 8.0+), the collection-level
-//! `insert` / `update` / `delete` commands otherwise. Appends are idempotent:
+//! that speak it (maxWireVersion >= 25, MongoDB 8.0+, cross-checked with
+//! `buildInfo`), the collection-level `insert` / `update` / `delete`
+//! commands otherwise. Appends are idempotent:
 //! a duplicate-key error (11000) on a unique index means "already present".
 //!
 //! There are no multi-document transactions (they need a replica set and
@@ -367,7 +368,7 @@ impl MongoStore {
         store.bulk_api = match std::env::var(WRITE_PATH_ENV).as_deref() {
             Ok("legacy") => false,
             Ok("bulk") => true,
-            _ => wire >= BULK_WRITE_WIRE_VERSION,
+            _ => wire >= BULK_WRITE_WIRE_VERSION && store.version_agrees(),
         };
         tracing::info!(
             store = %store.described,
@@ -408,6 +409,25 @@ impl MongoStore {
             return Ok(hello);
         }
         self.retry("connect", self.retry_budget, || db.run_command(doc! { "isMaster": 1 }).run())
+    }
+
+    /// Whether `buildInfo` agrees that the server is 8.0 or later (true
+    /// when it does not answer). nx-27017 0.8 reports wire version 25 but
+    /// version 7.0.0, and its `bulkWrite` is not serialized with the other
+    /// commands on the target database: the collection commands are the
+    /// safe path there.
+    fn version_agrees(&self) -> bool {
+        let db = &self.db;
+        let Ok(info) = db.run_command(doc! { "buildInfo": 1 }).run() else { return true };
+        let major = match info.get("versionArray") {
+            Some(Bson::Array(a)) => a.first().and_then(bson_i64),
+            _ => info
+                .get_str("version")
+                .ok()
+                .and_then(|v| v.split('.').next())
+                .and_then(|m| m.parse::<i64>().ok()),
+        };
+        major.is_none_or(|m| m >= 8)
     }
 
     fn error(&self, context: &str, msg: &str) -> Error {
