@@ -132,6 +132,9 @@ pub struct MongoStore {
     write_concern: WriteConcern,
     retry_budget: Duration,
     indexes_ready: bool,
+    /// Look up `signals` in `epss` when writing statements (false when a
+    /// run starts with no EPSS rows at all, as SQLite decides it).
+    enrich_on_write: bool,
 }
 
 /// A driver failure, already turned into one scrubbed line.
@@ -358,6 +361,7 @@ impl MongoStore {
             write_concern,
             retry_budget: budget,
             indexes_ready: false,
+            enrich_on_write: true,
         };
         let hello = store.hello()?;
         let wire = hello
@@ -769,7 +773,7 @@ impl MongoStore {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        let signals = self.epss_signals(&ids)?;
+        let signals = if self.enrich_on_write { self.epss_signals(&ids)? } else { HashMap::new() };
         let digests: Vec<String> = docs.iter().map(|d| d.digest.to_string()).collect();
         if ctx.force {
             let deletes: Vec<Op> = digests
@@ -1397,6 +1401,15 @@ fn epss_set(row: &EpssRow, now: &str) -> Document {
 impl Store for MongoStore {
     fn describe(&self) -> String {
         self.described.clone()
+    }
+
+    fn begin_load(&mut self) -> Result<()> {
+        let epss = &self.epss;
+        let rows = self.retry("inspect epss", self.retry_budget, || {
+            epss.find_one(doc! {}).projection(doc! { "_id": 1 }).run()
+        })?;
+        self.enrich_on_write = rows.is_some();
+        Ok(())
     }
 
     fn record_run(&mut self, run: &RunRecord) -> Result<()> {
