@@ -224,13 +224,15 @@ fn sigterm_mid_sync_then_rerun_equals_one_uninterrupted_run() {
     gen_bucket(&wd, "bucket", "60000", "2", "10000", "9");
     let b = wd.path("bucket");
     let mut stopped_runs = 0;
-    for delay_ms in [30u64, 120, 250, 400, 700] {
-        let child = wd
+    for delay_ms in [0u64, 60, 150, 300, 500] {
+        let before = json_lines(&wd.run(&["runs", "--json"]).stdout).len();
+        let mut child = wd
             .command(&["epss", "--bucket", b.to_str().unwrap(), "--batch-size", "500"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        crate::util::wait_until_running(&wd, before, &mut child);
         std::thread::sleep(Duration::from_millis(delay_ms));
         kill_term(child.id());
         let out = child.wait_with_output().unwrap();

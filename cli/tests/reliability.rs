@@ -36,13 +36,15 @@ crate::store_tests! {
         let a = archive(&wd, "1500");
         let mut stopped = 0;
         let mut finished = false;
-        for delay in [100u64, 250, 400, 600, 800] {
-            let child = wd
+        for delay in [0u64, 100, 250, 400, 600] {
+            let before = json_lines(&wd.run(&["runs", "--json"]).stdout).len();
+            let mut child = wd
                 .command(&["statements", "--archive", &a, "--batch-size", "10"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
+            crate::util::wait_until_running(&wd, before, &mut child);
             std::thread::sleep(Duration::from_millis(delay));
             signal(child.id(), "-TERM");
             let out = child.wait_with_output().unwrap();

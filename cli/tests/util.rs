@@ -365,3 +365,23 @@ pub fn openvex_doc(salt: usize, n: usize) -> Vec<u8> {
     .to_string()
     .into_bytes()
 }
+
+/// Waits until the store holds more than `before` runs and the newest is
+/// `running`: the process is past start-up, with its stop handler in
+/// place, so a signal now tests a mid-run stop and not process start-up.
+pub fn wait_until_running(wd: &Workdir, before: usize, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return; // already finished
+        }
+        if let Ok(out) = wd.command(&["runs", "--json"]).output() {
+            let runs = json_lines(&out.stdout);
+            if runs.len() > before && runs.last().is_some_and(|r| r["status"] == "running") {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the run never started");
+}

@@ -83,8 +83,9 @@ impl Args {
 /// Runs the subcommand.
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.config();
-    let mut store = global.open_store()?;
+    // First, so that a stop signal during start-up is a clean stop too.
     let stop = args::stop_flag()?;
+    let mut store = global.open_store()?;
     let run = RunInfo {
         run_id: new_run_id(),
         command: "epss".into(),

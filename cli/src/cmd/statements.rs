@@ -141,9 +141,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    // First, so that a stop signal during start-up is a clean stop too.
+    let stop = args::stop_flag()?;
     let mut store: Box<dyn backfill_engine::Store> =
         if args.dry_run { Box::new(backfill_engine::NullStore) } else { global.open_store()? };
-    let stop = args::stop_flag()?;
     let mut arguments = args::recorded_arguments();
     if let (Some(shard), None) = (cfg.shard, args.shard) {
         // The index came from the environment: record it, so each shard's
