@@ -14,9 +14,12 @@ fn archive(wd: &Workdir, count: &str) -> String {
     p.display().to_string()
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
-    assert!(ok.success());
+/// Sends `sig`, unless the process has already exited.
+fn signal(child: &mut std::process::Child, sig: &str) {
+    if child.try_wait().unwrap().is_none() {
+        // It may still exit between the check and the signal; that is fine.
+        let _ = std::process::Command::new("kill").args([sig, &child.id().to_string()]).status();
+    }
 }
 
 fn counters(run: &serde_json::Value) -> Summary {
@@ -46,7 +49,7 @@ crate::store_tests! {
                 .unwrap();
             crate::util::wait_until_running(&wd, before, &mut child);
             std::thread::sleep(Duration::from_millis(delay));
-            signal(child.id(), "-TERM");
+            signal(&mut child, "-TERM");
             let out = child.wait_with_output().unwrap();
             assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
             // The summary line is still printed, with this run's counters.
