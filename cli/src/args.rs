@@ -48,8 +48,8 @@ impl GlobalArgs {
             raw_collection: self.raw_collection.clone(),
             busy_timeout: std::time::Duration::from_millis(self.busy_timeout),
         };
-        store::open(&self.store, &opts)
-            .with_context(|| format!("cannot open store {}", redact_uri(&self.store)))
+        // The engine's error names the store, credentials redacted.
+        store::open(&self.store, &opts).context("cannot open the store")
     }
 }
 

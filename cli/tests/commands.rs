@@ -81,5 +81,5 @@ fn store_in_a_missing_directory_is_a_clear_fatal_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open store"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open the store: store "));
 }

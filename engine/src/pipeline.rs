@@ -43,6 +43,10 @@ pub struct StatementsConfig {
     pub loose: LooseFileDefaults,
     /// Take only this worker's share of the documents: `(index, count)`.
     pub shard: Option<Shard>,
+    /// What the inputs are called in `checkpoints` (so a rerun over the
+    /// same inputs resumes); `None` means their canonical paths. Set when
+    /// the archive is a temporary spool of another source.
+    pub identity: Option<String>,
 }
 
 /// One worker's share of a sharded run: the documents whose digest hashes
@@ -100,6 +104,7 @@ impl Default for StatementsConfig {
             limits: Limits::default(),
             loose: LooseFileDefaults::default(),
             shard: None,
+            identity: None,
         }
     }
 }
@@ -202,7 +207,7 @@ fn execute(
     let archives = Archives::open(&cfg.archives, cfg.loose.clone(), &cfg.limits)?;
     let pool = build_pool(cfg.threads)?;
     let mut entries = pool.install(|| order_entries(&archives, cfg));
-    let mut source = archives.identity(&cfg.archives);
+    let mut source = cfg.identity.clone().unwrap_or_else(|| archives.identity(&cfg.archives));
     if let Some(shard) = cfg.shard {
         // Each shard has its own progress.
         source.push_str(&format!("\nshard {}/{}", shard.index, shard.count));

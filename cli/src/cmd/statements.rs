@@ -107,6 +107,7 @@ impl Args {
                 retrieved_at: self.retrieved_at,
             },
             shard: self.shard()?,
+            identity: None,
         })
     }
 }
@@ -137,6 +138,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     )
                 })?;
             cfg.archives = vec![spool.path().to_owned()];
+            // The spool's path is new each run; the source is what resumes.
+            cfg.identity = Some(format!(
+                "{} {}",
+                backfill_engine::store::redact_uri(uri),
+                global.raw_collection
+            ));
             Some(spool)
         }
         None => None,
