@@ -998,10 +998,9 @@ mod tests {
 
     fn fuzz_inputs() -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
-        for dir in [
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/golden/csaf"),
-            std::path::PathBuf::from(SAMPLES),
-        ] {
+        let golden =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/golden/csaf");
+        for dir in std::iter::once(golden).chain(crate::normalize::testutil::samples_dir("csaf")) {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -1045,40 +1044,11 @@ mod tests {
         }
     }
 
-    const SAMPLES: &str = "/work/shared/samples/csaf";
-
-    /// Claim counts of the shared sample documents (see SOURCES.md there).
-    const SAMPLE_COUNTS: &[(&str, usize)] = &[
-        ("go-vex__pkg_csaf_testdata_csaf.json", 4),
-        ("go-vex__redhat_rhsa-2020_1358.json", 1474),
-        ("oasis__2022-evd-uc-01-a-001.json", 1),
-        ("oasis__2022-evd-uc-01-f-001.json", 1),
-        ("oasis__2022-evd-uc-01-na-001.json", 1),
-        ("oasis__2022-evd-uc-01-ui-001.json", 1),
-        ("oasis__2022-evd-uc-02-na-001.json", 19),
-        ("oasis__2022-evd-uc-03-ms-001.json", 19),
-        ("oasis__2022-evd-uc-04-001.json", 3),
-        ("oasis__2022-evd-uc-05-001.json", 1),
-        ("oasis__2022-evd-uc-06-001.json", 7),
-        ("oasis__2022-evd-uc-07-001.json", 10),
-        ("oasis__2022-evd-uc-08-001.json", 21),
-        ("oasis__2022-evd-uc-09-001.json", 4),
-        ("oasis__oasis_csaf_tc-csaf_2_0-2021-6-1-27-09-01.json", 3),
-        ("oasis__oasis_csaf_tc-csaf_2_0-2021-6-1-27-09-11.json", 3),
-        ("oasis__oasis_csaf_tc-csaf_2_0-2021-6-1-27-10-01.json", 3),
-        ("oasis__oasis_csaf_tc-csaf_2_0-2021-6-1-27-11-01.json", 0),
-        ("oasis__rhsa-2021_5186.json", 6),
-        ("oasis__sec-vex-2022-0001.json", 3),
-        ("trivy__pkg_vex_testdata_csaf-relationships.json", 1),
-        ("trivy__pkg_vex_testdata_csaf.json", 1),
-    ];
-
     #[test]
     fn shared_samples_normalize() {
-        let Ok(entries) = std::fs::read_dir(SAMPLES) else {
-            eprintln!("skipping shared_samples_normalize: {SAMPLES} not found");
-            return;
-        };
+        let Some(dir) = crate::normalize::testutil::samples_dir("csaf") else { return };
+        let sample_counts = crate::normalize::testutil::sample_claims("csaf");
+        let entries = std::fs::read_dir(dir).unwrap();
         let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
         paths.sort();
         let mut seen = 0;
@@ -1094,17 +1064,18 @@ mod tests {
             );
             let d = normalize(&v).unwrap_or_else(|e| panic!("{name}: {e}"));
             eprintln!("{name}: {} claims", d.claims.len());
-            if let Some((_, n)) = SAMPLE_COUNTS.iter().find(|(f, _)| *f == name) {
+            if let Some((_, n)) = sample_counts.iter().find(|(f, _)| *f == name) {
                 assert_eq!(d.claims.len(), *n, "{name}");
                 seen += 1;
             }
         }
-        assert_eq!(seen, SAMPLE_COUNTS.len(), "some listed samples are missing from {SAMPLES}");
+        assert_eq!(seen, sample_counts.len(), "some listed samples are missing");
     }
 
     #[test]
     fn red_hat_sample_keys_every_platform_separately() {
-        let path = std::path::Path::new(SAMPLES).join("go-vex__redhat_rhsa-2020_1358.json");
+        let Some(dir) = crate::normalize::testutil::samples_dir("csaf") else { return };
+        let path = dir.join("go-vex__redhat_rhsa-2020_1358.json");
         let Ok(mut bytes) = std::fs::read(&path) else {
             eprintln!("skipping: {} not found", path.display());
             return;

@@ -825,16 +825,7 @@ mod tests {
 
     /// Where the shared sample documents live (read in place, never copied).
     fn samples_dir() -> Option<PathBuf> {
-        let root = std::env::var_os("BACKFILL_SAMPLES_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/work/shared/samples"));
-        let dir = root.join("cyclonedx");
-        if dir.is_dir() {
-            Some(dir)
-        } else {
-            eprintln!("skipping CycloneDX sample checks: {} not found", dir.display());
-            None
-        }
+        crate::normalize::testutil::samples_dir("cyclonedx")
     }
 
     fn json_files(dir: &Path) -> Vec<PathBuf> {
@@ -860,23 +851,9 @@ mod tests {
     fn every_sample_normalizes() {
         let Some(dir) = samples_dir() else { return };
         // Pinned claim counts (one per vulnerability × affects ref, or per
-        // version entry where `versions[]` is given, after dedupe); a new
-        // file only has to normalize.
-        let expected: &[(&str, usize)] = &[
-            ("bom-examples__VEX_CISA-Use-Cases_Case-1_vex-affected.json", 1),
-            ("bom-examples__VEX_CISA-Use-Cases_Case-1_vex-fixed.json", 1),
-            ("bom-examples__VEX_CISA-Use-Cases_Case-1_vex-not_affected.json", 1),
-            ("bom-examples__VEX_CISA-Use-Cases_Case-1_vex-under_investigation.json", 1),
-            ("bom-examples__VEX_CISA-Use-Cases_Case-2_vex.json", 19),
-            ("bom-examples__VEX_CISA-Use-Cases_Case-8_vex.json", 22),
-            ("bom-examples__VEX_Use-Cases_Case-11_vex.json", 19),
-            ("bom-examples__VEX_Use-Cases_Case-13_vex.json", 3),
-            ("bom-examples__VEX_Use-Cases_Case-1_vex.json", 1),
-            ("bom-examples__VEX_Use-Cases_Case-9_vex.json", 57),
-            ("bom-examples__VEX_vex.json", 1),
-            ("synthetic__sbom_without_vulnerabilities.json", 0),
-            ("trivy__pkg_vex_testdata_cyclonedx.json", 2),
-        ];
+        // version entry where `versions[]` is given, after dedupe), shared
+        // with the CLI tests; a new file only has to normalize.
+        let expected = crate::normalize::testutil::sample_claims("cyclonedx");
         for path in json_files(&dir) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let mut bytes = std::fs::read(&path).unwrap();
@@ -884,7 +861,7 @@ mod tests {
                 simd_json::to_borrowed_value(&mut bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
             let d = normalize(&doc).unwrap_or_else(|e| panic!("{name}: {e}"));
             eprintln!("{name}: {} claims", d.claims.len());
-            if let Some((_, n)) = expected.iter().find(|(f, _)| *f == name) {
+            if let Some((_, n)) = expected.iter().find(|(f, _)| f == &name) {
                 assert_eq!(d.claims.len(), *n, "{name}");
             }
         }

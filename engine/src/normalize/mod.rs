@@ -325,6 +325,38 @@ const FIRST: usize = 1 << (usize::BITS - 1);
 
 type Xxh3Build = std::hash::BuildHasherDefault<crate::dedupe::Xxh3Hasher>;
 
+/// Test helpers shared by the normalizers' unit tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::path::PathBuf;
+
+    /// `../shared/samples/<format>`, read in place; `None`, saying so, when
+    /// it is absent.
+    pub fn samples_dir(format: &str) -> Option<PathBuf> {
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples").join(format);
+        if dir.is_dir() {
+            Some(dir)
+        } else {
+            eprintln!("SKIPPED: sample folder {} is absent", dir.display());
+            None
+        }
+    }
+
+    /// The statements expected from each sample of `format`, from
+    /// `testdata/sample_claims.tsv` (where each number is justified).
+    pub fn sample_claims(format: &str) -> Vec<(String, usize)> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/sample_claims.tsv");
+        let text = std::fs::read_to_string(&path).unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| l.split('\t').collect::<Vec<_>>())
+            .filter(|f| f[0] == format)
+            .map(|f| (f[1].to_owned(), f[2].parse().unwrap()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
