@@ -134,7 +134,7 @@ fn gen_epss(args: &Args) -> anyhow::Result<backfill_engine::gen::GenReport> {
     Ok(write_epss_rows(&opts, EpssShape::Gitlab, &mut |i| {
         let seq = i / per_seq;
         let in_seq = i % per_seq;
-        if in_seq % chunk_rows != 0 {
+        if !in_seq.is_multiple_of(chunk_rows) {
             return Ok(None);
         }
         let path = root
