@@ -9,22 +9,36 @@
 //!
 //! ```text
 //!  source ──scan (parallel)──▶ entries ──sort (retrievedAt, digest)──▶ batches
-//!    │                                                                   │
-//!    │   per batch:  store ledger lookup (in order)                      │
-//!    │               parse + normalize  (rayon, order kept)  ◀───────────┘
-//!    │               dedupe by digest   (in order, DigestSet)
-//!    └──────────────▶ store.write_documents (one transaction per batch)
+//!                                  │ skip what a checkpoint says is done
+//!  per batch, in order:            ▼
+//!    ledger lookup ─────────────▶ parse + normalize (rayon, order kept)
+//!    (writer thread, one ahead)    │
+//!                                  ▼
+//!                     dedupe by digest (in order, DigestSet)
+//!                                  │
+//!                                  ▼
+//!    store.write_documents: statements + ledger + checkpoint, one transaction
+//!    (writer thread, overlapping the next batch's parse)
 //! ```
 //!
 //! * [`source`](Archives) memory-maps NDJSON archives and loose documents
-//!   and scans envelopes in parallel into small [`Entry`] records.
+//!   (`.gz` decompressed within a cap) and scans envelopes in parallel into
+//!   small [`Entry`] records.
 //! * [`parse`](evaluate) decodes one document (base64 or inline JSON),
 //!   verifies its digest, parses it with simd-json and calls the
 //!   [`normalize`] function for its [`Format`]. Stateless: it runs on rayon.
 //! * [`dedupe`](DigestSet) and the store's ledger decide, in order, what is
-//!   new; [`Store`] writes each batch atomically.
+//!   new; a [`Store`] ([`SqliteStore`], MongoDB, or [`NullStore`] for dry
+//!   runs) writes each batch atomically, with the run's checkpoint, so a
+//!   stopped or killed run resumes exactly.
 //! * [`run_statements`] drives it all, reports through a [`Progress`]
-//!   callback, and stops cleanly between batches when asked.
+//!   callback, and stops cleanly between batches when asked; [`Shard`]
+//!   splits the documents between workers by digest.
+//! * [`run_epss`] is the same engine for EPSS exports: files after the
+//!   checkpoint, batches of lines parsed on rayon, last row per CVE wins,
+//!   upserts and checkpoint together.
+//! * Every command that writes is a run in `runs` ([`recorded`]), with its
+//!   counters ([`StatementStats`], [`SyncStats`]), which add up with `+=`.
 //!
 //! # Example
 //!

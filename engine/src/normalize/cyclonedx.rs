@@ -21,7 +21,7 @@
 //!   else CPE, else the ref exactly as written (a whole BOM-Link stays whole,
 //!   so equal fragments of different BOMs never collapse). The raw ref is
 //!   kept in metadata `ref`.
-//! - Status comes from `analysis.state` (see [`map_state`]). Without an
+//! - Status comes from `analysis.state` (see `map_state`). Without an
 //!   analysis or a state the vulnerability has not been analysed: the claim
 //!   is `under_investigation` with metadata `state: "absent"`. The raw state
 //!   is always kept in metadata `state` (it tells `false_positive` from
@@ -42,7 +42,7 @@
 //!   `affected` applies. Analysis detail, action and justification carry over
 //!   to every version claim.
 //! - The CISA `justification` is set only on `not_affected` claims (see
-//!   [`map_justification`] for the table); the source value is always kept in
+//!   `map_justification` for the table); the source value is always kept in
 //!   metadata `justification`.
 //! - detail = `analysis.detail`, else the vulnerability's `description`,
 //!   else its `detail`. action = `analysis.response[]` joined with ", ", then
