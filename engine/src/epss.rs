@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::parse::format_instant;
 use crate::pipeline::Progress;
 use crate::run::{recorded, RunInfo};
-use crate::store::{Checkpoint, EpssRow, Store, UpsertCounts};
+use crate::store::{Checkpoint, EpssRow, Store};
 
 /// Where EPSS data comes from.
 #[derive(Clone, Debug)]
@@ -501,6 +501,18 @@ fn plan(cfg: &EpssConfig, store: &mut dyn Store) -> Result<Vec<(ExportFile, u64)
     Ok(out)
 }
 
+/// One batch for the writer thread: rows, the checkpoint after them, and
+/// the counters they bring (added only once they are written).
+struct Batch {
+    rows: Vec<EpssRow>,
+    checkpoint: Checkpoint,
+    counted: SyncStats,
+    bytes: u64,
+}
+
+/// The sync loop; returns whether it was stopped. As in `statements`, the
+/// store is owned by a writer thread while this thread parses the next
+/// batch, so parsing and writing overlap.
 fn sync(
     cfg: &EpssConfig,
     store: &mut dyn Store,
@@ -508,7 +520,6 @@ fn sync(
     stop: &AtomicBool,
     stats: &mut SyncStats,
 ) -> Result<bool> {
-    let started = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads)
         .thread_name(|i| format!("backfill-epss-{i}"))
@@ -519,10 +530,51 @@ fn sync(
     progress.begin(total);
     tracing::info!(files = work.len(), bytes = total, "EPSS files to read.");
 
+    let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> (SyncStats, Result<()>) {
+            let mut written = SyncStats::default();
+            for b in rx {
+                // On error the loop ends: dropping the receiver stops the
+                // producer at its next send.
+                match store.write_epss(&b.rows, Some(&b.checkpoint), now_micros()) {
+                    Ok(counts) => {
+                        written += b.counted;
+                        written.upserted += counts.upserted;
+                        written.unchanged += counts.unchanged;
+                        progress.advance(b.bytes);
+                    }
+                    Err(e) => return (written, Err(e)),
+                }
+            }
+            (written, Ok(()))
+        });
+        let produced = produce(cfg, &work, &pool, stop, &tx);
+        drop(tx);
+        let (written, result) =
+            writer.join().map_err(|_| Error::Config("the epss writer thread panicked".into()))?;
+        // Only durably written batches count.
+        *stats = written;
+        // A writer error is the root cause of any producer error.
+        result?;
+        produced
+    })
+}
+
+/// The producing half of [`sync`]: reads and parses batches in order and
+/// sends them to the writer. Returns whether it was stopped.
+fn produce(
+    cfg: &EpssConfig,
+    work: &[(ExportFile, u64)],
+    pool: &rayon::ThreadPool,
+    stop: &AtomicBool,
+    tx: &crossbeam_channel::Sender<Batch>,
+) -> Result<bool> {
+    let started = Instant::now();
+    let should_stop =
+        || stop.load(Ordering::Relaxed) || cfg.max_duration.is_some_and(|d| started.elapsed() >= d);
+    let writer_gone = || Error::Config("the epss writer stopped".into());
     for (file, start) in work {
-        let should_stop = || {
-            stop.load(Ordering::Relaxed) || cfg.max_duration.is_some_and(|d| started.elapsed() >= d)
-        };
         if should_stop() {
             return Ok(true);
         }
@@ -546,8 +598,9 @@ fn sync(
             LineParser::Csv(l) => l.data_line,
             LineParser::Gitlab => 0,
         };
-        line_no += lines.skip_to(start, &file.path)?;
-        stats.files += 1;
+        line_no += lines.skip_to(*start, &file.path)?;
+        // The file is counted with its first batch.
+        let mut counted = SyncStats { files: 1, ..SyncStats::default() };
         let mut file_rejected = 0u64;
         loop {
             if should_stop() {
@@ -557,12 +610,20 @@ fn sync(
             let data = lines.next_batch(cfg.batch_rows, &file.path)?;
             if data.is_empty() {
                 // End of file: mark it finished so reruns skip it.
-                store.write_epss(&[], Some(&file.checkpoint(from, true)), now_micros())?;
+                let end = Batch {
+                    rows: Vec::new(),
+                    checkpoint: file.checkpoint(from, true),
+                    counted,
+                    bytes: 0,
+                };
+                tx.send(end).map_err(|_| writer_gone())?;
                 break;
             }
-            let batch_bytes = data.len() as u64;
+            let bytes = data.len() as u64;
             let batch = pool.install(|| parse_batch(&parser, data, line_no));
-            let rows = last_wins(&batch.rows, &mut stats.superseded);
+            line_no += batch.lines_spanned;
+            counted.rows += batch.lines;
+            counted.rejected += batch.rejected.len() as u64;
             for (line, reason) in &batch.rejected {
                 file_rejected += 1;
                 if file_rejected <= LOGGED_REJECTIONS {
@@ -574,14 +635,10 @@ fn sync(
                     );
                 }
             }
-            let cp = file.checkpoint(from + batch_bytes, false);
-            let counts: UpsertCounts = store.write_epss(&rows, Some(&cp), now_micros())?;
-            stats.rows += batch.lines;
-            stats.rejected += batch.rejected.len() as u64;
-            stats.upserted += counts.upserted;
-            stats.unchanged += counts.unchanged;
-            progress.advance(batch_bytes);
-            line_no += batch.lines_spanned;
+            let rows = last_wins(batch.rows, &mut counted.superseded);
+            let checkpoint = file.checkpoint(from + bytes, false);
+            tx.send(Batch { rows, checkpoint, counted, bytes }).map_err(|_| writer_gone())?;
+            counted = SyncStats::default();
         }
         if file_rejected > LOGGED_REJECTIONS {
             tracing::warn!(
@@ -595,24 +652,25 @@ fn sync(
 }
 
 /// One row per CVE, the last one of the batch winning (GitLab fails the
-/// whole slice instead). Counts the rows replaced.
-fn last_wins(parsed: &[(u64, EpssRow)], superseded: &mut u64) -> Vec<EpssRow> {
-    let mut rows: Vec<EpssRow> = Vec::with_capacity(parsed.len());
-    let mut index: HashMap<&str, usize> = HashMap::with_capacity(parsed.len());
-    for (_, r) in parsed {
-        match index.get(r.cve.as_str()) {
-            Some(&i) => {
-                rows[i] = r.clone();
-                *superseded += 1;
-            }
-            None => {
-                index.insert(r.cve.as_str(), rows.len());
-                rows.push(r.clone());
-            }
+/// whole slice instead). Counts the rows replaced. Rows are moved, not
+/// copied: this runs for every row of a sync.
+fn last_wins(parsed: Vec<(u64, EpssRow)>, superseded: &mut u64) -> Vec<EpssRow> {
+    let mut keep = vec![false; parsed.len()];
+    {
+        let mut last: HashMap<&str, usize, Xxh3Build> =
+            HashMap::with_capacity_and_hasher(parsed.len(), Xxh3Build::default());
+        for (i, (_, r)) in parsed.iter().enumerate() {
+            last.insert(r.cve.as_str(), i);
         }
+        for &i in last.values() {
+            keep[i] = true;
+        }
+        *superseded += (parsed.len() - last.len()) as u64;
     }
-    rows
+    parsed.into_iter().zip(keep).filter_map(|((_, r), k)| k.then_some(r)).collect()
 }
+
+type Xxh3Build = std::hash::BuildHasherDefault<crate::dedupe::Xxh3Hasher>;
 
 struct ParsedBatch {
     /// (line number, row), in file order.
