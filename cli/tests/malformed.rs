@@ -168,5 +168,5 @@ fn empty_inputs_evaluate_nothing() {
     std::fs::create_dir_all(wd.path("nothing")).unwrap();
     let s =
         wd.statements(&["--archive", e.to_str().unwrap(), wd.path("nothing").to_str().unwrap()]);
-    assert_eq!(s, Summary::new(0, 0, 0, 0, 0));
+    assert_eq!(s, Summary::ZERO);
 }

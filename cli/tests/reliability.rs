@@ -72,16 +72,9 @@ crate::store_tests! {
         // The runs of this one job together did exactly what one
         // uninterrupted run does.
         let runs = json_lines(&wd.run(&["runs", "--json"]).stdout);
-        let mut total = Summary::new(0, 0, 0, 0, 0);
+        let mut total = Summary::ZERO;
         for r in &runs {
-            let c = counters(r);
-            total = Summary::new(
-                total.evaluated + c.evaluated,
-                total.backfilled + c.backfilled,
-                total.claims + c.claims,
-                total.skipped + c.skipped,
-                total.failures + c.failures,
-            );
+            total += counters(r);
         }
         assert_eq!(total, expected, "counters of the resumed runs add up");
         assert_eq!(wd.export(), expected_store);
@@ -141,7 +134,7 @@ fn resume_only_applies_to_the_same_inputs() {
     // A run over other inputs is not affected...
     assert_eq!(wd.statements(&["--archive", b.to_str().unwrap()]).evaluated, 1);
     // ...while a run over `a` resumes after the last position: nothing left.
-    assert_eq!(wd.statements(&["--archive", &a]), Summary::new(0, 0, 0, 0, 0));
+    assert_eq!(wd.statements(&["--archive", &a]), Summary::ZERO);
     // Now finished, the next one starts over.
     assert_eq!(wd.statements(&["--archive", &a]).evaluated, first.evaluated);
 }

@@ -33,19 +33,13 @@ crate::store_tests! {
                 c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
             })
             .collect();
-        let mut total = Summary::new(0, 0, 0, 0, 0);
+        let mut total = Summary::ZERO;
         for child in children {
             let out = child.wait_with_output().unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             let s = Summary::parse(&out);
             assert!(s.evaluated > 0, "every shard gets work: {s:?}");
-            total = Summary::new(
-                total.evaluated + s.evaluated,
-                total.backfilled + s.backfilled,
-                total.claims + s.claims,
-                total.skipped + s.skipped,
-                total.failures + s.failures,
-            );
+            total += s;
         }
         assert_eq!(total, expected, "counters of the shards add up to one run");
         assert_eq!(wd.export(), expected_store);

@@ -287,11 +287,25 @@ impl Summary {
         s
     }
 
+    /// No counters at all: the start of a sum.
+    pub const ZERO: Summary = Summary::new(0, 0, 0, 0, 0);
+
     pub fn line(&self) -> String {
         format!(
             "Backfill completed: evaluated {}, backfilled {}, claims written {}, skipped {}, failures {}.",
             self.evaluated, self.backfilled, self.claims, self.skipped, self.failures
         )
+    }
+}
+
+/// Counters of runs that split one job (resumed parts, shards) add up.
+impl std::ops::AddAssign for Summary {
+    fn add_assign(&mut self, o: Summary) {
+        self.evaluated += o.evaluated;
+        self.backfilled += o.backfilled;
+        self.claims += o.claims;
+        self.skipped += o.skipped;
+        self.failures += o.failures;
     }
 }
 
