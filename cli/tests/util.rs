@@ -196,28 +196,24 @@ impl Workdir {
     /// `backfill export statements`, minus the fields that differ between
     /// runs by design (insertedAt, runId).
     pub fn export(&self) -> Vec<Json> {
-        self.export_raw("statements")
-            .into_iter()
-            .map(|mut v| {
-                let o = v.as_object_mut().unwrap();
-                o.remove("insertedAt");
-                o.remove("runId");
-                v
-            })
-            .collect()
+        self.export_without("statements", &["insertedAt", "runId"])
     }
 
     /// `backfill export documents`, minus runId and processedAt.
     pub fn ledger(&self) -> Vec<Json> {
-        self.export_raw("documents")
-            .into_iter()
-            .map(|mut v| {
-                let o = v.as_object_mut().unwrap();
-                o.remove("runId");
-                o.remove("processedAt");
-                v
-            })
-            .collect()
+        self.export_without("documents", &["runId", "processedAt"])
+    }
+
+    /// `backfill export WHAT` with `fields` removed from every object.
+    fn export_without(&self, what: &str, fields: &[&str]) -> Vec<Json> {
+        let mut all = self.export_raw(what);
+        for v in &mut all {
+            let o = v.as_object_mut().unwrap();
+            for f in fields {
+                o.remove(*f);
+            }
+        }
+        all
     }
 
     pub fn export_raw(&self, what: &str) -> Vec<Json> {

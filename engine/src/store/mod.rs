@@ -13,7 +13,7 @@ mod sqlite;
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 pub use mongo::{MongoStore, RawSpool, RETRY_BUDGET, RETRY_BUDGET_ENV, WRITE_PATH_ENV};
 pub use null::NullStore;
@@ -21,8 +21,7 @@ pub use sqlite::SqliteStore;
 
 use crate::dedupe::Digest;
 use crate::error::{Error, Result};
-use crate::normalize::Claim;
-use crate::parse::{format_instant, DocumentWrite};
+use crate::parse::DocumentWrite;
 
 /// How to open a store: the names of the collections (tables) whose
 /// default names carry a dot, and SQLite's lock wait.
@@ -250,9 +249,6 @@ pub trait Store: Send {
     /// All run records, oldest first.
     fn runs(&mut self) -> Result<Vec<RunRecord>>;
 
-    /// Number of statements held.
-    fn statement_count(&mut self) -> Result<u64>;
-
     /// Upserts EPSS rows keyed by `cve` and saves `checkpoint`, atomically
     /// where the store allows (SQLite: one transaction; MongoDB: the
     /// checkpoint is written only after the rows are acknowledged).
@@ -343,38 +339,6 @@ pub fn redact_uri(uri: &str) -> String {
         }
     }
     out
-}
-
-/// The logical shape of one statement, as MongoDB holds it and `backfill
-/// get` prints it. `signals.kev`/`signals.epss` are filled from the `epss`
-/// collection when the store has a row for the vulnerability.
-pub fn statement_json(doc: &DocumentWrite, claim: &Claim, ctx: &WriteContext<'_>) -> Json {
-    let seen = format_instant(doc.retrieved_at);
-    json!({
-        "vulnerabilityId": claim.vulnerability_id,
-        "aliases": claim.aliases,
-        "productKey": claim.product_key,
-        "purl": claim.purl,
-        "providerId": doc.provider_id,
-        "status": claim.status.as_str(),
-        "justification": claim.justification.map(|j| j.as_str()),
-        "detail": claim.detail,
-        "action": claim.action,
-        "document": {
-            "digest": doc.digest.to_string(),
-            "format": doc.format.as_str(),
-            "sourceUri": doc.source_uri,
-            "retrievedAt": seen,
-            "documentId": doc.document_id,
-            "revision": doc.revision,
-        },
-        "firstSeen": seen,
-        "lastSeen": seen,
-        "signals": { "severity": claim.severity, "kev": null, "epss": null },
-        "metadata": claim.metadata,
-        "insertedAt": crate::parse::format_timestamp(ctx.inserted_at),
-        "runId": ctx.run_id,
-    })
 }
 
 #[cfg(test)]

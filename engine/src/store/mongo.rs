@@ -1,9 +1,9 @@
 //! The production store: MongoDB, through the official driver.
 //!
-//! Documents have the logical shape of [`statement_json`](super::statement_json)
-//! (instants as RFC 3339 strings, so a replay is byte-for-byte the same in
-//! both stores). Writes are unordered bulk writes with majority write
-//! concern (the URI's `w` wins when given): `Client::bulk_write` on servers
+//! Documents have the logical statement shape (README, "Stores"), the one
+//! SQLite's rows are read back into (instants as RFC 3339 strings, so a
+//! replay is byte-for-byte the same in both stores). Writes are unordered
+//! bulk writes with majority write concern (the URI's `w` wins when given): `Client::bulk_write` on servers
 //! that speak it (maxWireVersion >= 25, MongoDB 8.0+, cross-checked with
 //! `buildInfo`), the collection-level `insert` / `update` / `delete`
 //! commands otherwise. Appends are idempotent:
@@ -1200,8 +1200,7 @@ fn doc_to_json(d: Document) -> Json {
     Json::Object(m)
 }
 
-/// One statement in the logical shape of [`super::statement_json`], with
-/// its signals.
+/// One statement in the logical shape, with its signals.
 fn statement_doc(
     doc: &DocumentWrite,
     c: &Claim,
@@ -1264,8 +1263,8 @@ fn ledger_doc(
     }
 }
 
-/// A statement document in the logical JSON shape, keys in
-/// [`super::statement_json`] order.
+/// A statement document in the logical JSON shape, keys in the same order
+/// as SQLite's `statement_row`.
 fn statement_to_json(mut d: Document) -> Json {
     let mut m = Map::new();
     for key in [
@@ -1515,11 +1514,6 @@ impl Store for MongoStore {
             .collect();
         runs.sort_by(|a, b| (&a.started_at, &a.run_id).cmp(&(&b.started_at, &b.run_id)));
         Ok(runs)
-    }
-
-    fn statement_count(&mut self) -> Result<u64> {
-        let coll = &self.statements;
-        self.retry("count statements", self.retry_budget, || coll.count_documents(doc! {}).run())
     }
 
     fn write_epss(

@@ -45,10 +45,6 @@ impl Store for NullStore {
         Ok(Vec::new())
     }
 
-    fn statement_count(&mut self) -> Result<u64> {
-        Ok(0)
-    }
-
     fn write_epss(
         &mut self,
         rows: &[EpssRow],

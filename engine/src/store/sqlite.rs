@@ -720,12 +720,4 @@ impl Store for SqliteStore {
             "runs": group(c, "SELECT status, count(*) FROM runs GROUP BY 1 ORDER BY 1").map_err(e)?,
         }))
     }
-
-    fn statement_count(&mut self) -> Result<u64> {
-        let s = &self.statements;
-        self.conn
-            .query_row(&format!("SELECT count(*) FROM {s}"), [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
-            .map_err(|e| err(&self.path, "count statements", e))
-    }
 }
