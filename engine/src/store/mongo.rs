@@ -3,11 +3,11 @@
 //! Documents have the logical statement shape (README, "Stores"), the one
 //! SQLite's rows are read back into (instants as RFC 3339 strings, so a
 //! replay is byte-for-byte the same in both stores). Writes are unordered
-//! bulk writes with majority write concern (the URI's `w` wins when given): `Client::bulk_write` on servers
-//! that speak it (maxWireVersion >= 25, MongoDB 8.0+, cross-checked with
-//! `buildInfo`), the collection-level `insert` / `update` / `delete`
-//! commands otherwise. Appends are idempotent:
-//! a duplicate-key error (11000) on a unique index means "already present".
+//! bulk writes with majority write concern (the URI's `w` wins when given):
+//! `Client::bulk_write` on servers that speak it (maxWireVersion >= 25,
+//! MongoDB 8.0+, cross-checked with `buildInfo`), the collection-level
+//! `insert` / `update` / `delete` commands otherwise. Appends are
+//! idempotent: a duplicate-key error (11000) on a unique index means "already present".
 //!
 //! There are no multi-document transactions (they need a replica set and
 //! would serialize the writes): within a batch, statements are written
