@@ -333,12 +333,25 @@ pub struct EpssGenOptions {
     pub seed: u64,
     /// Share of rows that repeat a recent CVE with a new score.
     pub dup_ratio: f64,
+    /// The order CVEs are issued in.
+    pub order: EpssOrder,
 }
 
 impl Default for EpssGenOptions {
     fn default() -> EpssGenOptions {
-        EpssGenOptions { count: 1000, seed: 1, dup_ratio: 0.05 }
+        EpssGenOptions { count: 1000, seed: 1, dup_ratio: 0.05, order: EpssOrder::Sorted }
     }
+}
+
+/// The order of CVEs in generated EPSS rows (repeats aside).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EpssOrder {
+    /// By year, then number, as FIRST's and GitLab's exports are.
+    #[default]
+    Sorted,
+    /// Round-robin over 27 years (1999–2025): 27 insertion points at once,
+    /// a worst case for a B-tree store.
+    Interleaved,
 }
 
 /// The shape of EPSS rows written by [`write_epss_rows`].
@@ -362,6 +375,9 @@ pub fn write_epss_rows(
     let mut out: Option<Box<dyn Write>> = None;
     let mut issued = 0u64;
     let mut line = Vec::with_capacity(128);
+    // Sorted ids spread over 27 years; in both orders ids of one year run
+    // 00001, 00002, … (six digits past 99999).
+    let per_year = opts.count.div_ceil(27).max(1);
     for i in 0..opts.count {
         if let Some(w) = next_out(i)? {
             if let Some(mut old) = out.replace(w) {
@@ -377,7 +393,11 @@ pub fn write_epss_rows(
             issued += 1;
             issued - 1
         };
-        let cve = format!("CVE-{}-{:05}", 1999 + n % 27, n / 27 + 1);
+        let (year, number) = match opts.order {
+            EpssOrder::Sorted => (1999 + n / per_year, n % per_year + 1),
+            EpssOrder::Interleaved => (1999 + n % 27, n / 27 + 1),
+        };
+        let cve = format!("CVE-{year}-{number:05}");
         let score = rng.below(100_000) as f64 / 100_000.0;
         line.clear();
         match shape {

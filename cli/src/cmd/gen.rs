@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use backfill_engine::gen::{
-    write_epss_rows, EpssGenOptions, EpssShape, RawArchiveGen, RawGenOptions,
+    write_epss_rows, EpssGenOptions, EpssOrder, EpssShape, RawArchiveGen, RawGenOptions,
 };
 use backfill_engine::Format;
 
@@ -54,6 +54,17 @@ pub struct Args {
     /// Sequences (directories) in an EPSS bucket.
     #[arg(long, default_value_t = 1)]
     sequences: u64,
+    /// Order of EPSS rows: by CVE as real exports are, or round-robin over
+    /// 27 years (a worst case for the store's B-tree).
+    #[arg(long, value_enum, default_value_t = Order::Sorted)]
+    order: Order,
+}
+
+/// `--order` of `gen epss`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Order {
+    Sorted,
+    Interleaved,
 }
 
 fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
@@ -102,7 +113,12 @@ pub fn run(args: Args, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn gen_epss(args: &Args) -> anyhow::Result<backfill_engine::gen::GenReport> {
-    let opts = EpssGenOptions { count: args.count, seed: args.seed, dup_ratio: args.dup_ratio };
+    let order = match args.order {
+        Order::Sorted => EpssOrder::Sorted,
+        Order::Interleaved => EpssOrder::Interleaved,
+    };
+    let opts =
+        EpssGenOptions { count: args.count, seed: args.seed, dup_ratio: args.dup_ratio, order };
     let name = args.out.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
     if name.ends_with(".csv") || name.ends_with(".csv.gz") {
         let gz = name.ends_with(".gz");
