@@ -130,25 +130,91 @@ pub fn valid_cve(s: &str) -> bool {
 /// numbers in all.
 const CVE_NUMBERS: u64 = 1_111_111_111_110_000;
 
-/// A lossless integer for a CVE id: `year * CVE_NUMBERS + number`, where
-/// `number` counts the id's digit string as above, so `CVE-2024-0001` and
-/// `CVE-2024-00001` differ. The largest key (year 9999) is below 2^64; it
-/// is returned as the same 64 bits in an `i64` (negative for years above
-/// 8302), which is what SQLite stores. `None` for anything that is not
-/// `CVE-\d{4}-\d{4,15}`. Integer keys make the embedded store's `epss`
-/// table a rowid B-tree, several times cheaper to upsert than text keys.
-pub fn cve_key(cve: &str) -> Option<i64> {
-    if !valid_cve(cve) {
-        return None;
+/// A CVE id (`CVE-\d{4}-\d{4,15}`): valid by construction, and kept
+/// inline rather than on the heap, since a sync handles millions of rows
+/// and the embedded store's writer reads them one after another.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CveId {
+    len: u8,
+    bytes: [u8; 24],
+}
+
+impl CveId {
+    /// `None` unless `s` is `CVE-\d{4}-\d{4,15}`.
+    pub fn parse(s: &str) -> Option<CveId> {
+        if !valid_cve(s) {
+            return None;
+        }
+        let mut bytes = [0u8; 24];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        Some(CveId { len: s.len() as u8, bytes })
     }
-    let b = cve.as_bytes();
-    let digits = |s: &[u8]| s.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-    let year = digits(&b[4..8]);
-    let num = &b[9..];
-    // Numbers of all shorter lengths come first: 10^4 + ... + 10^(len-1).
-    let before: u64 = (4..num.len() as u32).map(|k| 10u64.pow(k)).sum();
-    let key = year * CVE_NUMBERS + before + digits(num);
-    Some(key as i64)
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // ASCII by construction, so this never falls back.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    /// A lossless integer for the id: `year * CVE_NUMBERS + number`, where
+    /// `number` counts the id's digit string as above, so `CVE-2024-0001`
+    /// and `CVE-2024-00001` differ. The largest key (year 9999) is below
+    /// 2^64; it is returned as the same 64 bits in an `i64` (negative for
+    /// years above 8302), which is what SQLite stores. Integer keys make
+    /// the embedded store's `epss` table a rowid B-tree, several times
+    /// cheaper to upsert than text keys.
+    pub fn key(&self) -> i64 {
+        let b = &self.bytes[..usize::from(self.len)];
+        let digits = |s: &[u8]| s.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+        let year = digits(&b[4..8]);
+        let num = &b[9..];
+        // Numbers of all shorter lengths come first: 10^4 + ... + 10^(len-1).
+        let before: u64 = (4..num.len() as u32).map(|k| 10u64.pow(k)).sum();
+        (year * CVE_NUMBERS + before + digits(num)) as i64
+    }
+}
+
+impl std::ops::Deref for CveId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for CveId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for CveId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<&str> for CveId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for CveId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CveId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<CveId, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        CveId::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a CVE id")))
+    }
+}
+
+/// [`CveId::key`] of `cve`; `None` for anything that is not a CVE id.
+pub fn cve_key(cve: &str) -> Option<i64> {
+    CveId::parse(cve).map(|c| c.key())
 }
 
 fn check_score(name: &str, v: f64) -> std::result::Result<f64, String> {
@@ -179,11 +245,10 @@ pub fn parse_gitlab_line(line: &[u8]) -> std::result::Result<EpssRow, String> {
             e.to_string()
         }
     })?;
-    if !valid_cve(&r.cve_id) {
-        return Err(format!("cve_id {:?} is not a CVE id", r.cve_id));
-    }
+    let cve =
+        CveId::parse(&r.cve_id).ok_or_else(|| format!("cve_id {:?} is not a CVE id", r.cve_id))?;
     Ok(EpssRow {
-        cve: r.cve_id.into_owned(),
+        cve,
         epss_score: check_score("epss_score", r.epss_score)?,
         percentile: None,
         is_known_exploit: Some(r.is_known_exploit),
@@ -202,7 +267,7 @@ pub struct CsvLayout {
     model: Option<usize>,
     columns: usize,
     /// CVE for a per-CVE time series (from the file name).
-    file_cve: Option<String>,
+    file_cve: Option<CveId>,
     /// From `#model_version:…`.
     model_version: Option<String>,
     /// From `score_date:…` or the file name, RFC 3339.
@@ -215,7 +280,7 @@ pub struct CsvLayout {
 
 /// The CVE id inside a file name such as `CVE-2021-0001.csv` or
 /// `mirror__CVE-2021-0001.epss_excerpt.csv`.
-fn cve_in_name(name: &str) -> Option<String> {
+fn cve_in_name(name: &str) -> Option<CveId> {
     let start = name.find("CVE-")?;
     let rest = &name[start..];
     let end = rest
@@ -224,7 +289,7 @@ fn cve_in_name(name: &str) -> Option<String> {
         .find(|&(i, c)| !(c.is_ascii_digit() || (c == '-' && i == 8)))
         .map_or(rest.len(), |(i, _)| i);
     let id = &rest[..end];
-    valid_cve(id).then(|| id.to_owned())
+    CveId::parse(id)
 }
 
 /// `2026-09-29T12:00:22Z`, `2023-03-07T00:00:00+0000` or `2023-03-07` as
@@ -307,9 +372,10 @@ impl CsvLayout {
         }
         let get = |i: Option<usize>| i.and_then(|i| fields.get(i)).filter(|s| !s.is_empty());
         let cve = match (&self.file_cve, get(self.cve)) {
-            (Some(c), _) => c.clone(),
-            (None, Some(c)) if valid_cve(c) => (*c).to_owned(),
-            (None, Some(c)) => return Err(format!("cve {c:?} is not a CVE id")),
+            (Some(c), _) => *c,
+            (None, Some(c)) => {
+                CveId::parse(c).ok_or_else(|| format!("cve {c:?} is not a CVE id"))?
+            }
             (None, None) => return Err("no cve".into()),
         };
         let num = |name: &str, i: Option<usize>| -> std::result::Result<Option<f64>, String> {
@@ -635,7 +701,7 @@ fn produce(
                     );
                 }
             }
-            let rows = last_wins(batch.rows, &mut counted.superseded);
+            let rows = pool.install(|| last_wins(batch.rows, &mut counted.superseded));
             let checkpoint = file.checkpoint(from + bytes, false);
             tx.send(Batch { rows, checkpoint, counted, bytes }).map_err(|_| writer_gone())?;
             counted = SyncStats::default();
@@ -652,29 +718,27 @@ fn produce(
 }
 
 /// One row per CVE, the last one of the batch winning (GitLab fails the
-/// whole slice instead). Counts the rows replaced. Rows are moved, not
-/// copied: this runs for every row of a sync.
-fn last_wins(parsed: Vec<(u64, EpssRow)>, superseded: &mut u64) -> Vec<EpssRow> {
-    let mut keep = vec![false; parsed.len()];
-    {
-        let mut last: HashMap<&str, usize, Xxh3Build> =
-            HashMap::with_capacity_and_hasher(parsed.len(), Xxh3Build::default());
-        for (i, (_, r)) in parsed.iter().enumerate() {
-            last.insert(r.cve.as_str(), i);
+/// whole slice instead), in [`CveId::key`] order: the embedded store writes
+/// in that order, and sorting here, in parallel, keeps the single writer
+/// thread's memory accesses sequential. Counts the rows replaced.
+fn last_wins(mut parsed: Vec<(i64, EpssRow)>, superseded: &mut u64) -> Vec<EpssRow> {
+    // Stable: rows of one CVE stay in file order, so the last is last.
+    parsed.par_sort_by_key(|(key, _)| *key);
+    let mut out = Vec::with_capacity(parsed.len());
+    let mut rows = parsed.into_iter().peekable();
+    while let Some((key, row)) = rows.next() {
+        if rows.peek().is_some_and(|(next, _)| *next == key) {
+            *superseded += 1;
+        } else {
+            out.push(row);
         }
-        for &i in last.values() {
-            keep[i] = true;
-        }
-        *superseded += (parsed.len() - last.len()) as u64;
     }
-    parsed.into_iter().zip(keep).filter_map(|((_, r), k)| k.then_some(r)).collect()
+    out
 }
 
-type Xxh3Build = std::hash::BuildHasherDefault<crate::dedupe::Xxh3Hasher>;
-
 struct ParsedBatch {
-    /// (line number, row), in file order.
-    rows: Vec<(u64, EpssRow)>,
+    /// ([`CveId::key`], row), in file order.
+    rows: Vec<(i64, EpssRow)>,
     /// (line number, reason), in file order.
     rejected: Vec<(u64, String)>,
     /// Non-blank data lines.
@@ -703,7 +767,7 @@ fn parse_batch(parser: &LineParser, data: &[u8], first_line: u64) -> ParsedBatch
                 }
                 part.lines += 1;
                 match parser.parse(line) {
-                    Ok(r) => part.rows.push((part.lines_spanned, r)),
+                    Ok(r) => part.rows.push((r.cve.key(), r)),
                     Err(reason) => part.rejected.push((part.lines_spanned, reason)),
                 }
             }
@@ -714,7 +778,7 @@ fn parse_batch(parser: &LineParser, data: &[u8], first_line: u64) -> ParsedBatch
         ParsedBatch { rows: Vec::new(), rejected: Vec::new(), lines: 0, lines_spanned: 0 };
     for p in parts {
         let base = first_line + out.lines_spanned;
-        out.rows.extend(p.rows.into_iter().map(|(l, r)| (base + l, r)));
+        out.rows.extend(p.rows);
         out.rejected.extend(p.rejected.into_iter().map(|(l, r)| (base + l, r)));
         out.lines += p.lines;
         out.lines_spanned += p.lines_spanned;
@@ -844,6 +908,39 @@ mod tests {
         assert_eq!(b.rows.len(), 4995);
         let lines: Vec<u64> = b.rejected.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, [108, 1108, 2108, 3108, 4108]);
-        assert_eq!(b.rows[0].0, 101);
+        // In file order, each with its key.
+        assert_eq!(b.rows[0].0, cve_key("CVE-2020-00000").unwrap());
+        assert_eq!(b.rows[4994].1.cve, "CVE-2020-04999");
+    }
+
+    #[test]
+    fn last_wins_keeps_the_last_row_of_each_cve_in_key_order() {
+        let row = |cve: &str, score: f64| {
+            let cve = CveId::parse(cve).unwrap();
+            (cve.key(), EpssRow { cve, epss_score: score, ..row_template() })
+        };
+        let parsed = vec![
+            row("CVE-2021-10000", 0.1),
+            row("CVE-2021-1000", 0.2),
+            row("CVE-2021-10000", 0.3),
+            row("CVE-2020-9999", 0.4),
+            row("CVE-2021-10000", 0.5),
+        ];
+        let mut superseded = 0;
+        let out = last_wins(parsed, &mut superseded);
+        assert_eq!(superseded, 2);
+        let got: Vec<(&str, f64)> = out.iter().map(|r| (r.cve.as_str(), r.epss_score)).collect();
+        assert_eq!(got, [("CVE-2020-9999", 0.4), ("CVE-2021-1000", 0.2), ("CVE-2021-10000", 0.5)]);
+    }
+
+    fn row_template() -> EpssRow {
+        EpssRow {
+            cve: CveId::parse("CVE-2000-0000").unwrap(),
+            epss_score: 0.0,
+            percentile: None,
+            is_known_exploit: None,
+            model_version: None,
+            score_date: None,
+        }
     }
 }

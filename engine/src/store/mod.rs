@@ -108,7 +108,7 @@ pub struct RunRecord {
 #[serde(rename_all = "camelCase")]
 pub struct EpssRow {
     /// `CVE-YYYY-NNNN…`, the key.
-    pub cve: String,
+    pub cve: crate::epss::CveId,
     /// Probability of exploitation in the next 30 days, in [0, 1].
     pub epss_score: f64,
     /// Percentile of the score among all CVEs (FIRST CSV only).

@@ -1351,10 +1351,10 @@ fn run_to_record(d: &Document) -> RunRecord {
 /// What an EPSS upsert does to one row, computed from the stored row
 /// exactly as the SQLite upsert decides it.
 fn epss_change(row: &EpssRow, stored: Option<&Document>, now: &str) -> Option<Op> {
-    let filter = doc! { "cve": &row.cve };
+    let filter = doc! { "cve": row.cve.as_str() };
     let Some(old) = stored else {
         return Some(Op::Insert(doc! {
-            "cve": &row.cve,
+            "cve": row.cve.as_str(),
             "epssScore": row.epss_score,
             "percentile": row.percentile.map_or(Bson::Null, Bson::Double),
             "isKnownExploit": row.is_known_exploit.unwrap_or(false),
@@ -1527,7 +1527,7 @@ impl Store for MongoStore {
         let mut counts = UpsertCounts::default();
         let mut stored: HashMap<String, Document> = HashMap::new();
         for chunk in rows.chunks(MAX_IN_VALUES) {
-            let list: Vec<Bson> = chunk.iter().map(|r| Bson::String(r.cve.clone())).collect();
+            let list: Vec<Bson> = chunk.iter().map(|r| Bson::String(r.cve.to_string())).collect();
             for d in
                 self.find_all(&self.epss, "read epss", doc! { "cve": { "$in": list } }, None)?
             {
@@ -1540,7 +1540,7 @@ impl Store for MongoStore {
         let mut inserted_rows = Vec::new();
         let mut updates = Vec::new();
         for r in rows {
-            match epss_change(r, stored.get(&r.cve), &now) {
+            match epss_change(r, stored.get(r.cve.as_str()), &now) {
                 None => counts.unchanged += 1,
                 Some(op) => {
                     counts.upserted += 1;
@@ -1558,7 +1558,7 @@ impl Store for MongoStore {
             // values instead.
             let r = inserted_rows[i];
             updates.push(Op::Update {
-                filter: doc! { "cve": &r.cve },
+                filter: doc! { "cve": r.cve.as_str() },
                 update: doc! { "$set": epss_set(r, &now) },
             });
         }
@@ -1823,7 +1823,7 @@ mod tests {
 
     fn row(score: f64) -> EpssRow {
         EpssRow {
-            cve: "CVE-2024-0001".into(),
+            cve: crate::epss::CveId::parse("CVE-2024-0001").unwrap(),
             epss_score: score,
             percentile: None,
             is_known_exploit: None,

@@ -27,6 +27,10 @@ use crate::dedupe::Digest;
 use crate::error::{Error, Result};
 use crate::parse::{format_instant, format_timestamp, DocumentWrite};
 
+/// The table layout this code reads and writes, kept in `PRAGMA
+/// user_version`. 2: `epss` times as integer microseconds, KEV nullable.
+const LAYOUT_VERSION: i64 = 2;
+
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     conn: Connection,
@@ -53,6 +57,7 @@ impl SqliteStore {
             statements: ident(&opts.statements_collection),
             enrich_on_write: true,
         };
+        store.check_layout()?;
         store.init(opts.busy_timeout).map_err(|e| err(&store.path, "create schema", e))?;
         Ok(store)
     }
@@ -60,6 +65,36 @@ impl SqliteStore {
     /// The underlying connection (for tests and tooling).
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Refuses a file written with another table layout, which would
+    /// otherwise fail later with a confusing SQL error.
+    fn check_layout(&self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| err(&self.path, "read layout version", e))?;
+        let has_tables: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'documents')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| err(&self.path, "read layout version", e))?;
+        if has_tables && version != LAYOUT_VERSION {
+            return Err(Error::Store {
+                store: self.path.display().to_string(),
+                context: "open".into(),
+                cause: format!(
+                    "the file has table layout {version}, this backfill reads layout \
+                     {LAYOUT_VERSION}; load into a new file (or export with the backfill that \
+                     wrote it)"
+                )
+                .into(),
+            });
+        }
+        Ok(())
     }
 
     fn init(&mut self, busy_timeout: Duration) -> rusqlite::Result<()> {
@@ -72,6 +107,9 @@ impl SqliteStore {
         )?;
         // Concurrent writers (sharded runs) wait instead of failing.
         self.conn.busy_timeout(busy_timeout)?;
+        // Takes effect only in a new file (before WAL is on). 16 KiB pages
+        // make bulk loads cheaper: fewer B-tree levels and page splits.
+        self.conn.pragma_update(None, "page_size", 16384)?;
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         // WAL + NORMAL: a commit survives a process crash; the final
         // checkpoint at the end of a run makes it durable on disk.
@@ -79,9 +117,9 @@ impl SqliteStore {
         // 160 MiB: the page cache and the index sorter at the end of a bulk
         // load each take up to this, which keeps a run under 512 MiB.
         self.conn.pragma_update(None, "cache_size", -163840)?;
-        // Fewer, larger checkpoints: a page written by many batches is
-        // copied to the main file once.
-        self.conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
+        // Fewer, larger checkpoints (64 MiB of 16 KiB pages): a page
+        // written by many batches is copied to the main file once.
+        self.conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
         let s = &self.statements;
         self.conn.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS documents (
@@ -120,11 +158,11 @@ impl SqliteStore {
                 cve TEXT NOT NULL,
                 epss_score REAL NOT NULL,
                 percentile REAL,
-                is_known_exploit INTEGER NOT NULL DEFAULT 0,
+                is_known_exploit INTEGER, -- NULL: no source said (reads as false)
                 model_version TEXT,
                 score_date TEXT,
-                created_at TEXT NOT NULL,
-                updated_at TEXT NOT NULL
+                created_at INTEGER NOT NULL, -- µs since the epoch: 8 bytes, not 27
+                updated_at INTEGER NOT NULL
             );
             CREATE TABLE IF NOT EXISTS checkpoints (
                 data_type TEXT NOT NULL,
@@ -147,6 +185,10 @@ impl SqliteStore {
                 error TEXT
             );"
         ))?;
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != LAYOUT_VERSION {
+            self.conn.pragma_update(None, "user_version", LAYOUT_VERSION)?;
+        }
         // Lookup indexes are (re)created here too: a bulk load that crashed
         // before rebuilding them gets them back at the next open.
         self.create_lookup_indexes()
@@ -257,53 +299,39 @@ impl SqliteStore {
         checkpoint: Option<&Checkpoint>,
         now: i64,
     ) -> rusqlite::Result<UpsertCounts> {
+        // In key order, the upserts walk the B-tree front to back.
+        let mut keyed: Vec<(i64, &EpssRow)> = rows.iter().map(|r| (r.cve.key(), r)).collect();
+        keyed.sort_unstable_by_key(|(k, _)| *k);
         let tx = self.conn.transaction()?;
         let mut counts = UpsertCounts::default();
         {
-            // A `None` field keeps the stored value (a FIRST CSV row carries
-            // no KEV flag, a GitLab row no percentile). An unchanged row is
-            // not touched at all, so `changes()` tells upserted from
-            // unchanged and `updatedAt` only moves on a real change.
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO epss (cve, epss_score, percentile, is_known_exploit, model_version,
-                    score_date, created_at, updated_at, id)
-                 VALUES (?1, ?2, ?3, coalesce(?4, 0), ?5, ?6, ?7, ?7, ?8)
-                 ON CONFLICT (id) DO UPDATE SET
-                    epss_score = excluded.epss_score,
-                    percentile = coalesce(?3, percentile),
-                    is_known_exploit = coalesce(?4, is_known_exploit),
-                    model_version = coalesce(?5, model_version),
-                    score_date = coalesce(?6, score_date),
-                    updated_at = excluded.updated_at
-                 WHERE epss_score IS NOT excluded.epss_score
-                    OR (?3 IS NOT NULL AND percentile IS NOT ?3)
-                    OR (?4 IS NOT NULL AND is_known_exploit IS NOT ?4)
-                    OR (?5 IS NOT NULL AND model_version IS NOT ?5)",
-            )?;
-            let now = format_timestamp(now);
-            // In key order, the upserts walk the B-tree front to back.
-            let mut keyed: Vec<(Option<i64>, &EpssRow)> =
-                rows.iter().map(|r| (crate::epss::cve_key(&r.cve), r)).collect();
-            keyed.sort_unstable_by_key(|(k, _)| *k);
-            for (key, r) in keyed {
-                let n = upsert.execute(params![
-                    r.cve,
-                    r.epss_score,
-                    r.percentile,
-                    r.is_known_exploit,
-                    r.model_version,
-                    r.score_date,
-                    now,
-                    key,
-                ])?;
-                if n > 0 {
-                    counts.upserted += 1;
-                } else {
-                    counts.unchanged += 1;
+            let mut many = tx.prepare_cached(&epss_upsert_sql(EPSS_ROWS_PER_UPSERT))?;
+            let mut one = tx.prepare_cached(&epss_upsert_sql(1))?;
+            let mut rest = &keyed[..];
+            while !rest.is_empty() {
+                let n = if rest.len() >= EPSS_ROWS_PER_UPSERT { EPSS_ROWS_PER_UPSERT } else { 1 };
+                let (part, tail) = rest.split_at(n);
+                rest = tail;
+                let upsert = if n == 1 { &mut one } else { &mut many };
+                for (i, (key, r)) in part.iter().enumerate() {
+                    let at = i * EPSS_PARAMS;
+                    upsert.raw_bind_parameter(at + 1, key)?;
+                    upsert.raw_bind_parameter(at + 2, r.cve.as_str())?;
+                    upsert.raw_bind_parameter(at + 3, r.epss_score)?;
+                    upsert.raw_bind_parameter(at + 4, r.percentile)?;
+                    upsert.raw_bind_parameter(at + 5, r.is_known_exploit)?;
+                    upsert.raw_bind_parameter(at + 6, r.model_version.as_deref())?;
+                    upsert.raw_bind_parameter(at + 7, r.score_date.as_deref())?;
                 }
+                upsert.raw_bind_parameter(n * EPSS_PARAMS + 1, now)?;
+                // An unchanged row is not touched (see `epss_upsert_sql`),
+                // so the change count tells upserted from unchanged.
+                let changed = upsert.raw_execute()? as u64;
+                counts.upserted += changed;
+                counts.unchanged += n as u64 - changed;
             }
             if let Some(cp) = checkpoint {
-                save_checkpoint(&tx, cp, &now)?;
+                save_checkpoint(&tx, cp, &format_timestamp(now))?;
             }
         }
         tx.commit()?;
@@ -318,8 +346,57 @@ impl SqliteStore {
     }
 }
 
+/// Rows per `epss` upsert statement: one statement for many rows saves
+/// most of the per-statement VDBE and binding overhead.
+const EPSS_ROWS_PER_UPSERT: usize = 64;
+
+/// Parameters per row in [`epss_upsert_sql`]; `now` comes after them all.
+const EPSS_PARAMS: usize = 7;
+
+/// An upsert of `rows` epss rows. A `NULL` field keeps the stored value (a
+/// FIRST CSV row carries no KEV flag, a GitLab row no percentile), and a
+/// row whose values are all the same is left alone, so `updatedAt` only
+/// moves on a real change.
+fn epss_upsert_sql(rows: usize) -> String {
+    let now = rows * EPSS_PARAMS + 1;
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let p = |k: usize| format!("?{}", i * EPSS_PARAMS + k);
+            format!(
+                "({}, {}, {}, {}, {}, {}, {}, ?{now}, ?{now})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7)
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO epss (id, cve, epss_score, percentile, is_known_exploit, model_version,
+            score_date, created_at, updated_at)
+         VALUES {}
+         ON CONFLICT (id) DO UPDATE SET
+            epss_score = excluded.epss_score,
+            percentile = coalesce(excluded.percentile, percentile),
+            is_known_exploit = coalesce(excluded.is_known_exploit, is_known_exploit),
+            model_version = coalesce(excluded.model_version, model_version),
+            score_date = coalesce(excluded.score_date, score_date),
+            updated_at = excluded.updated_at
+         WHERE epss_score IS NOT excluded.epss_score
+            OR (excluded.percentile IS NOT NULL AND percentile IS NOT excluded.percentile)
+            OR (excluded.is_known_exploit IS NOT NULL
+                AND coalesce(is_known_exploit, 0) IS NOT excluded.is_known_exploit)
+            OR (excluded.model_version IS NOT NULL AND model_version IS NOT excluded.model_version)",
+        values.join(", ")
+    )
+}
+
 /// `signals.kev` of a statement row, from the epss table.
-const KEV_OF_ROW: &str = "(SELECT is_known_exploit FROM epss WHERE id = cve_key(vulnerability_id))";
+const KEV_OF_ROW: &str =
+    "(SELECT coalesce(is_known_exploit, 0) FROM epss WHERE id = cve_key(vulnerability_id))";
 
 /// `signals.epss` of a statement row, from the epss table.
 const EPSS_OF_ROW: &str = "(SELECT json_object('score', epss_score, 'percentile', percentile,
@@ -421,11 +498,11 @@ fn epss_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Json> {
         "cve": r.get::<_, String>(0)?,
         "epssScore": r.get::<_, f64>(1)?,
         "percentile": r.get::<_, Option<f64>>(2)?,
-        "isKnownExploit": r.get::<_, i64>(3)? != 0,
+        "isKnownExploit": r.get::<_, Option<i64>>(3)?.unwrap_or(0) != 0,
         "modelVersion": r.get::<_, Option<String>>(4)?,
         "scoreDate": r.get::<_, Option<String>>(5)?,
-        "createdAt": r.get::<_, String>(6)?,
-        "updatedAt": r.get::<_, String>(7)?,
+        "createdAt": format_timestamp(r.get(6)?),
+        "updatedAt": format_timestamp(r.get(7)?),
     }))
 }
 
@@ -719,5 +796,79 @@ impl Store for SqliteStore {
             "checkpoints": checkpoints,
             "runs": group(c, "SELECT status, count(*) FROM runs GROUP BY 1 ORDER BY 1").map_err(e)?,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_with_another_layout_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        // What the first layout (no user_version) left behind.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE documents (id INTEGER PRIMARY KEY, digest TEXT)")
+            .unwrap();
+        let e = SqliteStore::open(&path, &StoreOptions::default()).err().unwrap().to_string();
+        assert!(e.contains("old.db") && e.contains("table layout 0"), "{e}");
+        // A new file gets the current layout, and opens again.
+        let new = dir.path().join("new.db");
+        drop(SqliteStore::open(&new, &StoreOptions::default()).unwrap());
+        let store = SqliteStore::open(&new, &StoreOptions::default()).unwrap();
+        let v: i64 = store.connection().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, LAYOUT_VERSION);
+    }
+
+    #[test]
+    fn epss_rows_in_multi_row_statements_count_and_keep_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store =
+            SqliteStore::open(dir.path().join("e.db"), &StoreOptions::default()).unwrap();
+        // More rows than one statement takes, and a remainder.
+        let n = EPSS_ROWS_PER_UPSERT * 3 + 5;
+        let rows: Vec<EpssRow> = (0..n)
+            .map(|i| EpssRow {
+                cve: crate::epss::CveId::parse(&format!("CVE-2024-{:05}", n - i)).unwrap(),
+                epss_score: 0.5,
+                percentile: None,
+                is_known_exploit: Some(i % 2 == 0),
+                model_version: None,
+                score_date: None,
+            })
+            .collect();
+        let c = store.write_epss(&rows, None, 1_000_000).unwrap();
+        assert_eq!((c.upserted, c.unchanged), (n as u64, 0));
+        // Same values: nothing changes. A CSV row (no KEV flag) with a new
+        // score changes only the score and keeps the flag.
+        let c = store.write_epss(&rows, None, 2_000_000).unwrap();
+        assert_eq!((c.upserted, c.unchanged), (0, n as u64));
+        let csv = EpssRow {
+            epss_score: 0.25,
+            is_known_exploit: None,
+            percentile: Some(0.75),
+            ..rows[0].clone()
+        };
+        let c = store.write_epss(&[csv], None, 3_000_000).unwrap();
+        assert_eq!((c.upserted, c.unchanged), (1, 0));
+        let mut got = Vec::new();
+        store
+            .export(Export::Epss, &mut |j| {
+                got.push(j);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(got.len(), n);
+        let first = got.iter().find(|j| j["cve"] == rows[0].cve.as_str()).unwrap();
+        assert_eq!(first["epssScore"], 0.25);
+        assert_eq!(first["percentile"], 0.75);
+        assert_eq!(first["isKnownExploit"], true);
+        assert_eq!(first["createdAt"], "1970-01-01T00:00:01.000000Z");
+        assert_eq!(first["updatedAt"], "1970-01-01T00:00:03.000000Z");
+        let second = got.iter().find(|j| j["cve"] == rows[1].cve.as_str()).unwrap();
+        assert_eq!(second["isKnownExploit"], false);
+        assert_eq!(second["updatedAt"], "1970-01-01T00:00:01.000000Z");
     }
 }
