@@ -13,7 +13,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -25,6 +24,7 @@ use super::{
 };
 use crate::dedupe::Digest;
 use crate::error::{Error, Result};
+use crate::normalize::Claim;
 use crate::parse::{format_instant, format_timestamp, DocumentWrite};
 
 /// The table layout this code reads and writes, kept in `PRAGMA
@@ -51,6 +51,9 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>, opts: &StoreOptions) -> Result<SqliteStore> {
         let path = path.as_ref().to_owned();
         let conn = Connection::open(&path).map_err(|e| err(&path, "open", e))?;
+        // First, so that even reading the layout waits for a concurrent
+        // writer (shards creating one new file together) instead of failing.
+        conn.busy_timeout(opts.busy_timeout).map_err(|e| err(&path, "open", e))?;
         let mut store = SqliteStore {
             conn,
             path,
@@ -58,7 +61,7 @@ impl SqliteStore {
             enrich_on_write: true,
         };
         store.check_layout()?;
-        store.init(opts.busy_timeout).map_err(|e| err(&store.path, "create schema", e))?;
+        store.init().map_err(|e| err(&store.path, "create schema", e))?;
         Ok(store)
     }
 
@@ -97,7 +100,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn init(&mut self, busy_timeout: Duration) -> rusqlite::Result<()> {
+    fn init(&mut self) -> rusqlite::Result<()> {
         // `cve_key(text)` in SQL: how statements find their epss row.
         self.conn.create_scalar_function(
             "cve_key",
@@ -105,8 +108,6 @@ impl SqliteStore {
             FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
             |ctx| Ok(ctx.get_raw(0).as_str().ok().and_then(crate::epss::cve_key)),
         )?;
-        // Concurrent writers (sharded runs) wait instead of failing.
-        self.conn.busy_timeout(busy_timeout)?;
         // Takes effect only in a new file (before WAL is on). 16 KiB pages
         // make bulk loads cheaper: fewer B-tree levels and page splits.
         self.conn.pragma_update(None, "page_size", 16384)?;
@@ -117,6 +118,14 @@ impl SqliteStore {
         // 160 MiB: the page cache and the index sorter at the end of a bulk
         // load each take up to this, which keeps a run under 512 MiB.
         self.conn.pragma_update(None, "cache_size", -163840)?;
+        // The bundled SQLite enforces foreign keys by default. Statements
+        // only ever get a ledger id from the same transaction, and checking
+        // it costs a parent lookup plus a statement journal (a copy of every
+        // page touched) per INSERT.
+        self.conn.pragma_update(None, "foreign_keys", false)?;
+        // Sorts (the lookup indexes built after a bulk load) on every core.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        self.conn.pragma_update(None, "threads", cores as i64)?;
         // Fewer, larger checkpoints (64 MiB of 16 KiB pages): a page
         // written by many batches is copied to the main file once.
         self.conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
@@ -194,13 +203,13 @@ impl SqliteStore {
         self.create_lookup_indexes()
     }
 
-    fn lookup_indexes(&self) -> [(String, String); 2] {
+    /// The index `get` uses. A lookup by purl scans the statements of one
+    /// vulnerability through it; a second index on purl alone would double
+    /// the sort after a bulk load for that rare case.
+    fn lookup_indexes(&self) -> [(String, String); 1] {
         let s = &self.statements;
         let name = |suffix: &str| ident(&format!("{}_{suffix}", s.trim_matches('"')));
-        [
-            (name("vuln_product"), format!("{s} (vulnerability_id, product_key)")),
-            (name("purl"), format!("{s} (purl)")),
-        ]
+        [(name("vuln_product"), format!("{s} (vulnerability_id, product_key)"))]
     }
 
     fn create_lookup_indexes(&self) -> rusqlite::Result<()> {
@@ -217,20 +226,20 @@ impl SqliteStore {
             let mut delete = tx.prepare_cached(&format!("DELETE FROM {s} WHERE doc = ?1"))?;
             // kev/epss come from the epss table at write time, so statements
             // are enriched when EPSS was synced first.
-            let (kev, epss) = if self.enrich_on_write {
-                (
-                    KEV_OF_ROW.replace("vulnerability_id", "?2"),
-                    EPSS_OF_ROW.replace("vulnerability_id", "?2"),
-                )
-            } else {
-                ("NULL".to_owned(), "NULL".to_owned())
-            };
-            let mut insert = tx.prepare_cached(&format!(
-                "INSERT INTO {s} (doc, vulnerability_id, product_key, purl, aliases, status,
-                    justification, detail, action, severity, kev, epss, metadata)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {kev}, {epss}, ?11)
-                 ON CONFLICT (doc, vulnerability_id, product_key) DO NOTHING"
-            ))?;
+            let sql = |rows: usize| statement_insert_sql(s, rows, self.enrich_on_write);
+            let mut many = tx.prepare_cached(&sql(STATEMENT_ROWS_PER_INSERT))?;
+            let mut one = tx.prepare_cached(&sql(1))?;
+            // A new document (the usual case) takes the plain insert, which
+            // cannot abort and so needs no statement journal (a copy of the
+            // ledger pages it touches); a known one (`--force`, or another
+            // shard's) the upsert.
+            let mut ledger_new = tx.prepare_cached(
+                "INSERT OR IGNORE INTO documents (digest, format, provider_id, source_uri,
+                    retrieved_at, document_id, revision, statements, metadata, run_id,
+                    processed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 RETURNING id",
+            )?;
             let mut ledger = tx.prepare_cached(
                 "INSERT INTO documents (digest, format, provider_id, source_uri, retrieved_at,
                     document_id, revision, statements, metadata, run_id, processed_at)
@@ -244,47 +253,63 @@ impl SqliteStore {
                  RETURNING id",
             )?;
             let inserted_at = format_timestamp(ctx.inserted_at);
+            // Ledger rows first (their ids key the statements), then every
+            // statement of the batch, many rows per INSERT.
+            let mut claims: Vec<(i64, &Claim)> = Vec::new();
             for doc in docs {
-                let id: i64 = ledger.query_row(
-                    params![
-                        doc.digest.to_string(),
-                        doc.format.as_str(),
-                        doc.provider_id,
-                        doc.source_uri,
-                        format_instant(doc.retrieved_at),
-                        doc.document_id,
-                        doc.revision,
-                        doc.claims.len() as i64,
-                        doc.metadata,
-                        ctx.run_id,
-                        inserted_at,
-                    ],
-                    |r| r.get(0),
-                )?;
+                let values = params![
+                    doc.digest.to_string(),
+                    doc.format.as_str(),
+                    doc.provider_id,
+                    doc.source_uri,
+                    format_instant(doc.retrieved_at),
+                    doc.document_id,
+                    doc.revision,
+                    doc.claims.len() as i64,
+                    doc.metadata,
+                    ctx.run_id,
+                    inserted_at,
+                ];
+                let id: i64 = match ledger_new.query_row(values, |r| r.get(0)).optional()? {
+                    Some(id) => id,
+                    None => ledger.query_row(values, |r| r.get(0))?,
+                };
                 if ctx.force {
                     delete.execute([id])?;
                 }
-                for c in &doc.claims {
+                claims.extend(doc.claims.iter().map(|c| (id, c)));
+            }
+            let mut rest = &claims[..];
+            while !rest.is_empty() {
+                let n = if rest.len() >= STATEMENT_ROWS_PER_INSERT {
+                    STATEMENT_ROWS_PER_INSERT
+                } else {
+                    1
+                };
+                let (part, tail) = rest.split_at(n);
+                rest = tail;
+                let insert = if n == 1 { &mut one } else { &mut many };
+                for (i, (id, c)) in part.iter().enumerate() {
+                    let at = i * STATEMENT_PARAMS;
                     // Empty lists and maps are stored as NULL (read back as
                     // [] and {}): most statements have none.
                     let aliases = (!c.aliases.is_empty())
                         .then(|| serde_json::to_string(&c.aliases).unwrap_or_default());
                     let metadata = (!c.metadata.is_empty())
                         .then(|| serde_json::to_string(&c.metadata).unwrap_or_default());
-                    insert.execute(params![
-                        id,
-                        c.vulnerability_id,
-                        c.product_key,
-                        c.purl,
-                        aliases,
-                        c.status.as_str(),
-                        c.justification.map(|j| j.as_str()),
-                        c.detail,
-                        c.action,
-                        c.severity,
-                        metadata,
-                    ])?;
+                    insert.raw_bind_parameter(at + 1, id)?;
+                    insert.raw_bind_parameter(at + 2, c.vulnerability_id.as_str())?;
+                    insert.raw_bind_parameter(at + 3, c.product_key.as_str())?;
+                    insert.raw_bind_parameter(at + 4, c.purl.as_deref())?;
+                    insert.raw_bind_parameter(at + 5, aliases)?;
+                    insert.raw_bind_parameter(at + 6, c.status.as_str())?;
+                    insert.raw_bind_parameter(at + 7, c.justification.map(|j| j.as_str()))?;
+                    insert.raw_bind_parameter(at + 8, c.detail.as_deref())?;
+                    insert.raw_bind_parameter(at + 9, c.action.as_deref())?;
+                    insert.raw_bind_parameter(at + 10, c.severity.as_deref())?;
+                    insert.raw_bind_parameter(at + 11, metadata)?;
                 }
+                insert.raw_execute()?;
             }
             if let Some(cp) = ctx.checkpoint {
                 save_checkpoint(&tx, cp, &inserted_at)?;
@@ -346,6 +371,44 @@ impl SqliteStore {
     }
 }
 
+/// Rows per statement `INSERT`, as for `epss` below.
+const STATEMENT_ROWS_PER_INSERT: usize = 32;
+
+/// Parameters per row in [`statement_insert_sql`].
+const STATEMENT_PARAMS: usize = 11;
+
+/// An insert of `rows` statement rows into table `s`. With `enrich`, `kev`
+/// and `epss` come from the epss table (statements are enriched when EPSS
+/// was synced first); otherwise they are left NULL, which saves two probes
+/// per row while the epss table is empty.
+fn statement_insert_sql(s: &str, rows: usize, enrich: bool) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let p = |k: usize| format!("?{}", i * STATEMENT_PARAMS + k);
+            let (kev, epss) = if enrich {
+                (
+                    KEV_OF_ROW.replace("vulnerability_id", &p(2)),
+                    EPSS_OF_ROW.replace("vulnerability_id", &p(2)),
+                )
+            } else {
+                ("NULL".to_owned(), "NULL".to_owned())
+            };
+            let params: Vec<String> = (1..=10).map(p).collect();
+            format!("({}, {kev}, {epss}, {})", params.join(", "), p(11))
+        })
+        .collect();
+    // `OR IGNORE` rather than `ON CONFLICT DO NOTHING`: a statement that
+    // cannot abort needs no statement journal, which otherwise copies every
+    // page a many-row INSERT touches. (No bound value is ever NULL for a
+    // NOT NULL column, so only repeats of the unique key are ignored.)
+    format!(
+        "INSERT OR IGNORE INTO {s} (doc, vulnerability_id, product_key, purl, aliases, status,
+            justification, detail, action, severity, kev, epss, metadata)
+         VALUES {}",
+        values.join(", ")
+    )
+}
+
 /// Rows per `epss` upsert statement: one statement for many rows saves
 /// most of the per-statement VDBE and binding overhead.
 const EPSS_ROWS_PER_UPSERT: usize = 64;
@@ -375,8 +438,10 @@ fn epss_upsert_sql(rows: usize) -> String {
         })
         .collect();
     format!(
-        "INSERT INTO epss (id, cve, epss_score, percentile, is_known_exploit, model_version,
-            score_date, created_at, updated_at)
+        // `OR IGNORE` for the other constraints, as for statements: no
+        // statement journal. Key conflicts go to the `ON CONFLICT` clause.
+        "INSERT OR IGNORE INTO epss (id, cve, epss_score, percentile, is_known_exploit,
+            model_version, score_date, created_at, updated_at)
          VALUES {}
          ON CONFLICT (id) DO UPDATE SET
             epss_score = excluded.epss_score,
