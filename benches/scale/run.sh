@@ -20,9 +20,15 @@ H() { hyperfine --runs "$RUNS" --export-json "$W/$1.json" --style basic "${@:2}"
 RSS() { /usr/bin/time -f "$1 peak RSS %M KB" "${@:2}" >/dev/null; }
 
 # --- inputs -----------------------------------------------------------------
+# EPSS rows come in CVE order, as real exports do; the interleaved file is a
+# worst case for the store's B-tree (27 insertion points at once).
 [ -f "$W/epss10m.ndjson" ] || $B gen epss --count 10000000 --out "$W/epss10m.ndjson" --seed 1
-mkdir -p "$W/b10m/v2/cve_enrichment/1700000000"
-ln -f "$W/epss10m.ndjson" "$W/b10m/v2/cve_enrichment/1700000000/000000000.ndjson"
+[ -f "$W/epss10m-interleaved.ndjson" ] ||
+    $B gen epss --count 10000000 --out "$W/epss10m-interleaved.ndjson" --seed 1 --order interleaved
+for b in b10m:epss10m b10m-interleaved:epss10m-interleaved; do
+    mkdir -p "$W/${b%%:*}/v2/cve_enrichment/1700000000"
+    ln -f "$W/${b#*:}.ndjson" "$W/${b%%:*}/v2/cve_enrichment/1700000000/000000000.ndjson"
+done
 [ -f "$W/epss_scores-2026-09-29.csv" ] || $B gen epss --count 380000 --out "$W/epss_scores-2026-09-29.csv" --seed 2
 for n in 1 10 30; do
     [ -f "$W/raw${n}x.ndjson" ] || $B gen raw --count $((3000 * n)) --out "$W/raw${n}x.ndjson" --seed 3
@@ -38,6 +44,9 @@ H epss10m \
     -p "rm -f $W/d.duckdb*" "$PY benches/scale/duckdb_load.py distinct $W/epss10m.ndjson $W/d.duckdb" \
     -p "rm -f $W/d.duckdb*" "$PY benches/scale/duckdb_load.py keyed $W/epss10m.ndjson $W/d.duckdb" \
     -p "rm -f $W/n.db*" "$PY benches/scale/naive_loader.py $W/epss10m.ndjson $W/n.db"
+H epss10m_interleaved \
+    -p "rm -f $W/e.db*" "$B epss --bucket $W/b10m-interleaved --store $W/e.db -q" \
+    -p "rm -f $W/d.duckdb*" "$PY benches/scale/duckdb_load.py keyed $W/epss10m-interleaved.ndjson $W/d.duckdb"
 rm -f "$W"/e.db*; RSS "epss 10M" $B epss --bucket "$W/b10m" --store "$W/e.db" -q
 H epss_day -p "rm -f $W/c.db*" "$B epss --csv $W/epss_scores-2026-09-29.csv --store $W/c.db -q"
 
