@@ -484,4 +484,42 @@ mod tests {
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 400);
         assert!(r.duplicates > 10 && r.malformed > 5, "{r:?}");
     }
+
+    fn epss_cves(order: EpssOrder, dup_ratio: f64) -> Vec<crate::epss::CveId> {
+        let opts = EpssGenOptions { count: 3000, seed: 4, dup_ratio, order };
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut first = Some(file.reopen().unwrap());
+        write_epss_rows(&opts, EpssShape::FirstCsv, &mut |_| {
+            Ok(first.take().map(|f| Box::new(f) as Box<dyn Write>))
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(file.path()).unwrap();
+        text.lines()
+            .map(|l| crate::epss::CveId::parse(l.split(',').next().unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn epss_rows_come_in_cve_order_or_round_robin_over_27_years() {
+        // Without repeats, sorted means strictly increasing keys, over all
+        // 27 years.
+        let sorted = epss_cves(EpssOrder::Sorted, 0.0);
+        assert!(sorted.windows(2).all(|w| w[0].key() < w[1].key()));
+        assert!(sorted[0].starts_with("CVE-1999-") && sorted[2999].starts_with("CVE-2025-"));
+        // Repeats are of recent ids, so the order stays nearly sorted.
+        let with_repeats = epss_cves(EpssOrder::Sorted, 0.05);
+        let out_of_order = with_repeats.windows(2).filter(|w| w[0].key() >= w[1].key()).count();
+        assert!(out_of_order > 50 && out_of_order < 300, "{out_of_order}");
+        let interleaved = epss_cves(EpssOrder::Interleaved, 0.0);
+        let years: std::collections::BTreeSet<&str> =
+            interleaved[..27].iter().map(|c| &c.as_str()[4..8]).collect();
+        assert_eq!(years.len(), 27);
+        let mut a: Vec<i64> = sorted.iter().map(|c| c.key()).collect();
+        let mut b: Vec<i64> = interleaved.iter().map(|c| c.key()).collect();
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_ne!(a, b, "the orders issue different ids, both 3000 distinct");
+        b.dedup();
+        assert_eq!(b.len(), 3000);
+    }
 }
