@@ -35,7 +35,10 @@ const LAYOUT_VERSION: i64 = 2;
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// The statements table, quoted for SQL.
     statements: String,
+    /// Its name as given.
+    statements_name: String,
     /// Look up `epss` for each statement written; off while the table is
     /// empty (decided at `begin_load`), which saves two probes per row.
     enrich_on_write: bool,
@@ -58,10 +61,11 @@ impl SqliteStore {
             conn,
             path,
             statements: ident(&opts.statements_collection),
+            statements_name: opts.statements_collection.clone(),
             enrich_on_write: true,
         };
-        store.check_layout()?;
-        store.init().map_err(|e| err(&store.path, "create schema", e))?;
+        store.configure(opts.busy_timeout).map_err(|e| err(&store.path, "configure", e))?;
+        store.create_schema()?;
         Ok(store)
     }
 
@@ -70,37 +74,50 @@ impl SqliteStore {
         &self.conn
     }
 
-    /// Refuses a file written with another table layout, which would
-    /// otherwise fail later with a confusing SQL error.
-    fn check_layout(&self) -> Result<()> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| err(&self.path, "read layout version", e))?;
-        let has_tables: bool = self
-            .conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'documents')",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| err(&self.path, "read layout version", e))?;
-        if has_tables && version != LAYOUT_VERSION {
-            return Err(Error::Store {
-                store: self.path.display().to_string(),
-                context: "open".into(),
-                cause: format!(
-                    "the file has table layout {version}, this backfill reads layout \
-                     {LAYOUT_VERSION}; load into a new file (or export with the backfill that \
-                     wrote it)"
-                )
-                .into(),
-            });
+    /// Creates what is missing, and refuses a file written with another
+    /// table layout (which would otherwise fail later with a confusing SQL
+    /// error). Creation runs in one write transaction that checks again
+    /// inside, so shards opening one new file together all see either
+    /// nothing or the whole schema with its version.
+    fn create_schema(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let e = |context: &'static str| {
+            let path = path.clone();
+            move |e| err(&path, context, e)
+        };
+        let name = self.statements_name.clone();
+        let (version, _, has_statements) =
+            layout(&self.conn, &name).map_err(e("read the table layout"))?;
+        if version != LAYOUT_VERSION || !has_statements {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(e("create schema"))?;
+            let (version, has_tables, _) =
+                layout(&tx, &name).map_err(e("read the table layout"))?;
+            if has_tables && version != LAYOUT_VERSION {
+                return Err(Error::Store {
+                    store: self.path.display().to_string(),
+                    context: "open".into(),
+                    cause: format!(
+                        "the file has table layout {version}, this backfill reads layout \
+                         {LAYOUT_VERSION}; load into a new file (or export with the backfill \
+                         that wrote it)"
+                    )
+                    .into(),
+                });
+            }
+            tx.execute_batch(&schema_sql(&self.statements)).map_err(e("create schema"))?;
+            tx.pragma_update(None, "user_version", LAYOUT_VERSION).map_err(e("create schema"))?;
+            tx.commit().map_err(e("create schema"))?;
         }
-        Ok(())
+        // Lookup indexes are (re)created here too: a bulk load that crashed
+        // before rebuilding them gets them back at the next open.
+        self.create_lookup_indexes().map_err(e("create indexes"))
     }
 
-    fn init(&mut self) -> rusqlite::Result<()> {
+    /// Per-connection settings and SQL functions.
+    fn configure(&mut self, busy_timeout: std::time::Duration) -> rusqlite::Result<()> {
         // `cve_key(text)` in SQL: how statements find their epss row.
         self.conn.create_scalar_function(
             "cve_key",
@@ -111,7 +128,21 @@ impl SqliteStore {
         // Takes effect only in a new file (before WAL is on). 16 KiB pages
         // make bulk loads cheaper: fewer B-tree levels and page splits.
         self.conn.pragma_update(None, "page_size", 16384)?;
-        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Switching a new file to WAL needs an exclusive lock, and SQLite
+        // does not wait for it (two connections doing the same would
+        // deadlock), so connections opening one new file together retry.
+        let started = std::time::Instant::now();
+        loop {
+            match self.conn.pragma_update(None, "journal_mode", "WAL") {
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::DatabaseBusy
+                        && started.elapsed() < busy_timeout =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                done => break done?,
+            }
+        }
         // WAL + NORMAL: a commit survives a process crash; the final
         // checkpoint at the end of a run makes it durable on disk.
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -129,78 +160,7 @@ impl SqliteStore {
         // Fewer, larger checkpoints (64 MiB of 16 KiB pages): a page
         // written by many batches is copied to the main file once.
         self.conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
-        let s = &self.statements;
-        self.conn.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS documents (
-                id INTEGER PRIMARY KEY,
-                digest TEXT NOT NULL UNIQUE,
-                format TEXT NOT NULL,
-                provider_id TEXT NOT NULL,
-                source_uri TEXT NOT NULL,
-                retrieved_at TEXT NOT NULL,
-                document_id TEXT,
-                revision TEXT,
-                statements INTEGER NOT NULL,
-                metadata TEXT,
-                run_id TEXT NOT NULL,
-                processed_at TEXT NOT NULL
-            );
-            CREATE TABLE IF NOT EXISTS {s} (
-                id INTEGER PRIMARY KEY,
-                doc INTEGER NOT NULL REFERENCES documents (id),
-                vulnerability_id TEXT NOT NULL,
-                product_key TEXT NOT NULL,
-                purl TEXT,
-                aliases TEXT,
-                status TEXT NOT NULL,
-                justification TEXT,
-                detail TEXT,
-                action TEXT,
-                severity TEXT,
-                kev INTEGER,
-                epss TEXT,
-                metadata TEXT,
-                UNIQUE (doc, vulnerability_id, product_key)
-            );
-            CREATE TABLE IF NOT EXISTS epss (
-                id INTEGER PRIMARY KEY, -- cve_key(cve): a lossless integer key
-                cve TEXT NOT NULL,
-                epss_score REAL NOT NULL,
-                percentile REAL,
-                is_known_exploit INTEGER, -- NULL: no source said (reads as false)
-                model_version TEXT,
-                score_date TEXT,
-                created_at INTEGER NOT NULL, -- µs since the epoch: 8 bytes, not 27
-                updated_at INTEGER NOT NULL
-            );
-            CREATE TABLE IF NOT EXISTS checkpoints (
-                data_type TEXT NOT NULL,
-                source TEXT NOT NULL,
-                sequence TEXT NOT NULL,
-                chunk TEXT NOT NULL,
-                offset INTEGER NOT NULL DEFAULT 0,
-                complete INTEGER NOT NULL DEFAULT 0,
-                updated_at TEXT NOT NULL,
-                PRIMARY KEY (data_type, source)
-            );
-            CREATE TABLE IF NOT EXISTS runs (
-                run_id TEXT PRIMARY KEY,
-                command TEXT NOT NULL,
-                arguments TEXT NOT NULL,
-                started_at TEXT NOT NULL,
-                ended_at TEXT,
-                status TEXT NOT NULL,
-                counters TEXT NOT NULL,
-                error TEXT
-            );"
-        ))?;
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version != LAYOUT_VERSION {
-            self.conn.pragma_update(None, "user_version", LAYOUT_VERSION)?;
-        }
-        // Lookup indexes are (re)created here too: a bulk load that crashed
-        // before rebuilding them gets them back at the next open.
-        self.create_lookup_indexes()
+        Ok(())
     }
 
     /// The index `get` uses. A lookup by purl scans the statements of one
@@ -369,6 +329,86 @@ impl SqliteStore {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| err(&self.path, "checkpoint", e))
     }
+}
+
+/// The tables, created if missing; `s` is the quoted statements table.
+fn schema_sql(s: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS documents (
+            id INTEGER PRIMARY KEY,
+            digest TEXT NOT NULL UNIQUE,
+            format TEXT NOT NULL,
+            provider_id TEXT NOT NULL,
+            source_uri TEXT NOT NULL,
+            retrieved_at TEXT NOT NULL,
+            document_id TEXT,
+            revision TEXT,
+            statements INTEGER NOT NULL,
+            metadata TEXT,
+            run_id TEXT NOT NULL,
+            processed_at TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS {s} (
+            id INTEGER PRIMARY KEY,
+            doc INTEGER NOT NULL REFERENCES documents (id),
+            vulnerability_id TEXT NOT NULL,
+            product_key TEXT NOT NULL,
+            purl TEXT,
+            aliases TEXT,
+            status TEXT NOT NULL,
+            justification TEXT,
+            detail TEXT,
+            action TEXT,
+            severity TEXT,
+            kev INTEGER,
+            epss TEXT,
+            metadata TEXT,
+            UNIQUE (doc, vulnerability_id, product_key)
+        );
+        CREATE TABLE IF NOT EXISTS epss (
+            id INTEGER PRIMARY KEY, -- cve_key(cve): a lossless integer key
+            cve TEXT NOT NULL,
+            epss_score REAL NOT NULL,
+            percentile REAL,
+            is_known_exploit INTEGER, -- NULL: no source said (reads as false)
+            model_version TEXT,
+            score_date TEXT,
+            created_at INTEGER NOT NULL, -- µs since the epoch: 8 bytes, not 27
+            updated_at INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS checkpoints (
+            data_type TEXT NOT NULL,
+            source TEXT NOT NULL,
+            sequence TEXT NOT NULL,
+            chunk TEXT NOT NULL,
+            offset INTEGER NOT NULL DEFAULT 0,
+            complete INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (data_type, source)
+        );
+        CREATE TABLE IF NOT EXISTS runs (
+            run_id TEXT PRIMARY KEY,
+            command TEXT NOT NULL,
+            arguments TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            status TEXT NOT NULL,
+            counters TEXT NOT NULL,
+            error TEXT
+        );"
+    )
+}
+
+/// (layout version, has our tables, has statements table `name`), read in
+/// one statement so that the answer is one consistent snapshot.
+fn layout(conn: &Connection, name: &str) -> rusqlite::Result<(i64, bool, bool)> {
+    conn.query_row(
+        "SELECT (SELECT user_version FROM pragma_user_version),
+            EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'documents'),
+            EXISTS (SELECT 1 FROM sqlite_schema WHERE name = ?1)",
+        [name],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
 }
 
 /// Rows per statement `INSERT`, as for `epss` below.
@@ -885,6 +925,25 @@ mod tests {
         let store = SqliteStore::open(&new, &StoreOptions::default()).unwrap();
         let v: i64 = store.connection().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(v, LAYOUT_VERSION);
+    }
+
+    #[test]
+    fn connections_creating_one_new_file_together_all_succeed() {
+        // Shards of one run open a new file at the same moment; none may
+        // see half a schema (tables without their layout version).
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(format!("new{round}.db"));
+            let barrier = std::sync::Barrier::new(4);
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        barrier.wait();
+                        SqliteStore::open(&path, &StoreOptions::default()).unwrap();
+                    });
+                }
+            });
+        }
     }
 
     #[test]
