@@ -294,7 +294,19 @@ impl SqliteStore {
             let mut one = tx.prepare_cached(&epss_upsert_sql(1))?;
             let mut rest = &keyed[..];
             while !rest.is_empty() {
-                let n = if rest.len() >= EPSS_ROWS_PER_UPSERT { EPSS_ROWS_PER_UPSERT } else { 1 };
+                // Model version and score date are the same for a whole
+                // file, so they are bound once per statement; rows that
+                // differ (rare) go one by one.
+                fn meta(r: &EpssRow) -> (Option<&str>, Option<&str>) {
+                    (r.model_version.as_deref(), r.score_date.as_deref())
+                }
+                let n = if rest.len() >= EPSS_ROWS_PER_UPSERT
+                    && rest[..EPSS_ROWS_PER_UPSERT].iter().all(|(_, r)| meta(r) == meta(rest[0].1))
+                {
+                    EPSS_ROWS_PER_UPSERT
+                } else {
+                    1
+                };
                 let (part, tail) = rest.split_at(n);
                 rest = tail;
                 let upsert = if n == 1 { &mut one } else { &mut many };
@@ -305,10 +317,11 @@ impl SqliteStore {
                     upsert.raw_bind_parameter(at + 3, r.epss_score)?;
                     upsert.raw_bind_parameter(at + 4, r.percentile)?;
                     upsert.raw_bind_parameter(at + 5, r.is_known_exploit)?;
-                    upsert.raw_bind_parameter(at + 6, r.model_version.as_deref())?;
-                    upsert.raw_bind_parameter(at + 7, r.score_date.as_deref())?;
                 }
-                upsert.raw_bind_parameter(n * EPSS_PARAMS + 1, now)?;
+                let (model, date) = meta(part[0].1);
+                upsert.raw_bind_parameter(n * EPSS_PARAMS + 1, model)?;
+                upsert.raw_bind_parameter(n * EPSS_PARAMS + 2, date)?;
+                upsert.raw_bind_parameter(n * EPSS_PARAMS + 3, now)?;
                 // An unchanged row is not touched (see `epss_upsert_sql`),
                 // so the change count tells upserted from unchanged.
                 let changed = upsert.raw_execute()? as u64;
@@ -453,27 +466,27 @@ fn statement_insert_sql(s: &str, rows: usize, enrich: bool) -> String {
 /// most of the per-statement VDBE and binding overhead.
 const EPSS_ROWS_PER_UPSERT: usize = 64;
 
-/// Parameters per row in [`epss_upsert_sql`]; `now` comes after them all.
-const EPSS_PARAMS: usize = 7;
+/// Parameters per row in [`epss_upsert_sql`]; model version, score date
+/// and `now` come after them all, once per statement.
+const EPSS_PARAMS: usize = 5;
 
 /// An upsert of `rows` epss rows. A `NULL` field keeps the stored value (a
 /// FIRST CSV row carries no KEV flag, a GitLab row no percentile), and a
 /// row whose values are all the same is left alone, so `updatedAt` only
 /// moves on a real change.
 fn epss_upsert_sql(rows: usize) -> String {
-    let now = rows * EPSS_PARAMS + 1;
+    let (model, date, now) =
+        (rows * EPSS_PARAMS + 1, rows * EPSS_PARAMS + 2, rows * EPSS_PARAMS + 3);
     let values: Vec<String> = (0..rows)
         .map(|i| {
             let p = |k: usize| format!("?{}", i * EPSS_PARAMS + k);
             format!(
-                "({}, {}, {}, {}, {}, {}, {}, ?{now}, ?{now})",
+                "({}, {}, {}, {}, {}, ?{model}, ?{date}, ?{now}, ?{now})",
                 p(1),
                 p(2),
                 p(3),
                 p(4),
-                p(5),
-                p(6),
-                p(7)
+                p(5)
             )
         })
         .collect();
@@ -994,5 +1007,30 @@ mod tests {
         let second = got.iter().find(|j| j["cve"] == rows[1].cve.as_str()).unwrap();
         assert_eq!(second["isKnownExploit"], false);
         assert_eq!(second["updatedAt"], "1970-01-01T00:00:01.000000Z");
+
+        // A whole file shares model version and score date (bound once per
+        // statement); a row in the middle with its own date keeps it.
+        let dated: Vec<EpssRow> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| EpssRow {
+                epss_score: 0.125,
+                model_version: Some("v2026.06.15".into()),
+                score_date: Some(if i == 70 { "2026-09-30" } else { "2026-09-29" }.into()),
+                ..r.clone()
+            })
+            .collect();
+        let c = store.write_epss(&dated, None, 4_000_000).unwrap();
+        assert_eq!((c.upserted, c.unchanged), (n as u64, 0));
+        let mut dates = std::collections::BTreeMap::new();
+        store
+            .export(Export::Epss, &mut |j| {
+                assert_eq!(j["modelVersion"], "v2026.06.15");
+                *dates.entry(j["scoreDate"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(dates.get("2026-09-30"), Some(&1));
+        assert_eq!(dates.get("2026-09-29"), Some(&(n - 1)));
     }
 }
