@@ -80,8 +80,8 @@ pub mod store;
 pub use checkpoint::{list_bucket, resume_offset, ExportFile};
 pub use dedupe::{Digest, DigestSet};
 pub use epss::{
-    cve_key, parse_gitlab_line, run_epss, valid_cve, CsvLayout, EpssConfig, EpssSource, SyncReport,
-    SyncStats,
+    cve_key, parse_gitlab_line, run_epss, valid_cve, CsvLayout, CveId, EpssConfig, EpssSource,
+    SyncReport, SyncStats,
 };
 pub use error::{DocumentFailure, Error, FailureKind, Result};
 pub use normalize::{Claim, Format, Justification, NormalizeError, NormalizedDocument, Status};
