@@ -138,31 +138,59 @@ pub fn content_bytes<'a>(
     limits: &Limits,
 ) -> Result<Cow<'a, [u8]>, DocumentFailure> {
     let raw = content.ok_or_else(|| fail(FailureKind::Envelope, "envelope has no content"))?;
+    if raw.get().starts_with('{') {
+        return inline_content(raw.get(), limits).map(|t| Cow::Borrowed(t.as_bytes()));
+    }
+    let mut out = Vec::new();
+    decode_content(Some(raw), limits, &mut out)?;
+    Ok(Cow::Owned(out))
+}
+
+/// Like [`content_bytes`], but writes the bytes into `out` (cleared first),
+/// so the pipeline decodes every document into one reused buffer.
+fn decode_content(
+    content: Option<&RawValue>,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<(), DocumentFailure> {
+    let raw = content.ok_or_else(|| fail(FailureKind::Envelope, "envelope has no content"))?;
     let text = raw.get();
+    out.clear();
     match text.as_bytes().first() {
         Some(b'"') => {
-            let s: Cow<'a, str> = serde_json::from_str(text)
-                .map_err(|e| fail(FailureKind::Envelope, format!("content string: {e}")))?;
+            // The envelope parser has validated the string already; only
+            // one with escapes (rare in base64) needs unescaping.
+            let inner = &text[1..text.len() - 1];
+            let s: Cow<'_, str> = if inner.contains('\\') {
+                serde_json::from_str(text)
+                    .map_err(|e| fail(FailureKind::Envelope, format!("content string: {e}")))?
+            } else {
+                Cow::Borrowed(inner)
+            };
             // Decoded size is at most 3/4 of the text: refuse before
             // allocating.
             if s.len() / 4 * 3 > limits.max_document_bytes + 3 {
                 return Err(source::too_big(s.len() / 4 * 3, limits));
             }
-            let bytes = B64.decode(s.as_bytes()).map_err(|e| {
-                fail(FailureKind::Json, format!("content is not valid base64: {e}"))
-            })?;
-            Ok(Cow::Owned(bytes))
+            B64.decode_vec(s.as_bytes(), out)
+                .map_err(|e| fail(FailureKind::Json, format!("content is not valid base64: {e}")))
         }
         Some(b'{') => {
-            if text.len() > limits.max_document_bytes {
-                return Err(source::too_big(text.len(), limits));
-            }
-            Ok(Cow::Borrowed(text.as_bytes()))
+            out.extend_from_slice(inline_content(text, limits)?.as_bytes());
+            Ok(())
         }
         _ => {
             Err(fail(FailureKind::Envelope, "content is neither a base64 string nor a JSON object"))
         }
     }
+}
+
+/// An inline JSON object `content`, within the document size limit.
+fn inline_content<'a>(text: &'a str, limits: &Limits) -> Result<&'a str, DocumentFailure> {
+    if text.len() > limits.max_document_bytes {
+        return Err(source::too_big(text.len(), limits));
+    }
+    Ok(text)
 }
 
 /// Parses `2025-10-19T12:00:00Z` (any RFC 3339 offset), a date-time without
@@ -242,13 +270,27 @@ pub fn parse_document(
     declared_format: Option<&str>,
     scratch: &mut Scratch,
 ) -> Result<(Format, NormalizedDocument), DocumentFailure> {
+    scratch.buf.clear();
+    scratch.buf.extend_from_slice(bytes);
+    parse_scratch_document(declared_format, scratch)
+}
+
+/// [`parse_document`] of the bytes already in `scratch.buf`, which
+/// simd-json parses in place.
+fn parse_scratch_document(
+    declared_format: Option<&str>,
+    scratch: &mut Scratch,
+) -> Result<(Format, NormalizedDocument), DocumentFailure> {
     let declared = match declared_format {
         None | Some("") => None,
         Some(name) => Some(Format::from_name(name).ok_or_else(|| {
             fail(FailureKind::UnknownFormat, format!("unsupported format {name:?}"))
         })?),
     };
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let body = match scratch.buf.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(_) => &mut scratch.buf[3..],
+        None => &mut scratch.buf[..],
+    };
     // simd-json (and dropping its value) recurse per level: refuse hostile
     // nesting before parsing rather than overflow the stack.
     if let Some(depth) = nesting_exceeds(body, MAX_NESTING) {
@@ -257,9 +299,7 @@ pub fn parse_document(
             format!("document nests deeper than {MAX_NESTING} levels (at least {depth})"),
         ));
     }
-    scratch.buf.clear();
-    scratch.buf.extend_from_slice(body);
-    let doc = simd_json::to_borrowed_value_with_buffers(&mut scratch.buf, &mut scratch.buffers)
+    let doc = simd_json::to_borrowed_value_with_buffers(body, &mut scratch.buffers)
         .map_err(|e| fail(FailureKind::Json, format!("document is not valid JSON: {e}")))?;
     let format = match (declared, Format::detect(&doc)) {
         (Some(d), Some(g)) if d != g => {
@@ -321,32 +361,28 @@ fn evaluate_inner(
     }
     let raw = archives.slice(entry);
     let file = &archives.files()[entry.file as usize];
-    let (bytes, provider_id, declared_format, source_uri, metadata) = match file.kind {
+    // The document bytes go to `scratch.buf`, where they are hashed and
+    // then parsed in place.
+    let (provider_id, declared_format, source_uri, metadata) = match file.kind {
         InputKind::Document => {
             let loose = archives.loose_defaults();
-            (
-                Cow::Borrowed(raw),
-                loose.provider_id.clone(),
-                None,
-                file.path.display().to_string(),
-                None,
-            )
+            scratch.buf.clear();
+            scratch.buf.extend_from_slice(raw);
+            (loose.provider_id.clone(), None, file.path.display().to_string(), None)
         }
         InputKind::Ndjson => {
             let env = read_envelope(raw)?;
-            let bytes = content_bytes(env.content, limits)?;
-            let format = env.format.as_deref().map(str::to_owned);
+            decode_content(env.content, limits, &mut scratch.buf)?;
             (
-                bytes,
                 env.provider_id.as_deref().unwrap_or("unknown").to_owned(),
-                format,
+                env.format.as_deref().map(str::to_owned),
                 env.source_uri.as_deref().unwrap_or_default().to_owned(),
                 env.metadata.map(|m| m.get().to_owned()),
             )
         }
     };
     if entry.digest_declared {
-        let actual = Digest::of(&bytes);
+        let actual = Digest::of(&scratch.buf);
         if actual != entry.digest {
             return Err(fail(
                 FailureKind::DigestMismatch,
@@ -360,7 +396,7 @@ fn evaluate_inner(
     if known {
         return Ok(None);
     }
-    let (format, normalized) = parse_document(&bytes, declared_format.as_deref(), scratch)?;
+    let (format, normalized) = parse_scratch_document(declared_format.as_deref(), scratch)?;
     Ok(Some(DocumentWrite {
         digest: entry.digest,
         provider_id,
