@@ -82,13 +82,17 @@ pub enum Outcome {
 
 /// Per-thread scratch space, reused across documents.
 pub struct Scratch {
+    /// The document bytes, parsed in place.
     buf: Vec<u8>,
     buffers: simd_json::Buffers,
+    /// The tape's allocation between documents (`Tape::reset` empties it
+    /// and frees it from the last document's lifetime).
+    tape: Option<simd_json::Tape<'static>>,
 }
 
 impl Default for Scratch {
     fn default() -> Scratch {
-        Scratch { buf: Vec::new(), buffers: simd_json::Buffers::new(64 << 10) }
+        Scratch { buf: Vec::new(), buffers: simd_json::Buffers::new(64 << 10), tape: None }
     }
 }
 
@@ -291,17 +295,28 @@ fn parse_scratch_document(
         Some(_) => &mut scratch.buf[3..],
         None => &mut scratch.buf[..],
     };
-    // simd-json (and dropping its value) recurse per level: refuse hostile
-    // nesting before parsing rather than overflow the stack.
+    // The nesting limit is checked before parsing, so a document that
+    // breaks it is a limit failure whatever else is wrong with it.
     if let Some(depth) = nesting_exceeds(body, MAX_NESTING) {
         return Err(fail(
             FailureKind::Limit,
             format!("document nests deeper than {MAX_NESTING} levels (at least {depth})"),
         ));
     }
-    let doc = simd_json::to_borrowed_value_with_buffers(body, &mut scratch.buffers)
-        .map_err(|e| fail(FailureKind::Json, format!("document is not valid JSON: {e}")))?;
-    let format = match (declared, Format::detect(&doc)) {
+    let mut tape = scratch.tape.take().map_or_else(simd_json::Tape::null, simd_json::Tape::reset);
+    let result = simd_json::fill_tape(body, &mut scratch.buffers, &mut tape)
+        .map_err(|e| fail(FailureKind::Json, format!("document is not valid JSON: {e}")))
+        .and_then(|()| detect_and_normalize(declared, tape.as_value()));
+    scratch.tape = Some(tape.reset());
+    result
+}
+
+/// Settles the format of a parsed document and normalizes it.
+fn detect_and_normalize(
+    declared: Option<Format>,
+    doc: normalize::Value<'_>,
+) -> Result<(Format, NormalizedDocument), DocumentFailure> {
+    let format = match (declared, Format::detect(doc)) {
         (Some(d), Some(g)) if d != g => {
             return Err(fail(
                 FailureKind::UnknownFormat,
@@ -317,7 +332,7 @@ fn parse_scratch_document(
             ))
         }
     };
-    let normalized = normalize::normalize(format, &doc)
+    let normalized = normalize::normalize(format, doc)
         .map_err(|e| fail(FailureKind::Normalize, format!("{format}: {e}")))?;
     Ok((format, normalized))
 }
