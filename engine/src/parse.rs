@@ -84,6 +84,8 @@ pub enum Outcome {
 pub struct Scratch {
     /// The document bytes, parsed in place.
     buf: Vec<u8>,
+    /// An envelope line with its content string left out.
+    envelope: Vec<u8>,
     buffers: simd_json::Buffers,
     /// The tape's allocation between documents (`Tape::reset` empties it
     /// and frees it from the last document's lifetime).
@@ -92,7 +94,12 @@ pub struct Scratch {
 
 impl Default for Scratch {
     fn default() -> Scratch {
-        Scratch { buf: Vec::new(), buffers: simd_json::Buffers::new(64 << 10), tape: None }
+        Scratch {
+            buf: Vec::new(),
+            envelope: Vec::new(),
+            buffers: simd_json::Buffers::new(64 << 10),
+            tape: None,
+        }
     }
 }
 
@@ -106,27 +113,43 @@ fn fail(kind: FailureKind, reason: impl Into<String>) -> DocumentFailure {
     DocumentFailure::new(kind, reason)
 }
 
-/// Reads an envelope line for the ordering pass: `retrievedAt`, and the
-/// digest (declared, or computed from the content when absent).
-pub fn scan_envelope(line: &[u8], limits: &Limits) -> Result<(i64, Digest, bool), DocumentFailure> {
+/// What the ordering pass takes from an envelope line.
+pub(crate) struct ScannedEnvelope {
+    /// `retrievedAt`, Unix microseconds.
+    pub retrieved_at: i64,
+    /// The declared digest, or the one computed from the content.
+    pub digest: Digest,
+    /// Whether `digest` was declared.
+    pub digest_declared: bool,
+    /// See [`Entry::content_span`].
+    pub content_span: Option<(u32, u32)>,
+}
+
+/// Reads an envelope line for the ordering pass: `retrievedAt`, the digest
+/// (declared, or computed from the content when absent) and where a base64
+/// content string sits in the line.
+pub(crate) fn scan_envelope(
+    line: &[u8],
+    limits: &Limits,
+) -> Result<ScannedEnvelope, DocumentFailure> {
     let env = read_envelope(line)?;
     let at = env
         .retrieved_at
         .as_deref()
         .ok_or_else(|| fail(FailureKind::Envelope, "envelope has no retrievedAt"))?;
-    let at = parse_instant(at).ok_or_else(|| {
+    let retrieved_at = parse_instant(at).ok_or_else(|| {
         fail(FailureKind::Envelope, format!("retrievedAt {at:?} is not an RFC 3339 instant"))
     })?;
-    match env.digest.as_deref() {
-        Some(d) => {
-            let d = d.parse::<Digest>().map_err(|e| fail(FailureKind::Envelope, e))?;
-            Ok((at, d, true))
-        }
-        None => {
-            let bytes = content_bytes(env.content, limits)?;
-            Ok((at, Digest::of(&bytes), false))
-        }
-    }
+    let content_span = env.content.filter(|c| c.get().starts_with('"')).and_then(|c| {
+        // `c` borrows from `line`, so the difference is its offset there.
+        let start = c.get().as_ptr() as usize - line.as_ptr() as usize;
+        Some((u32::try_from(start).ok()?, u32::try_from(start + c.get().len()).ok()?))
+    });
+    let (digest, digest_declared) = match env.digest.as_deref() {
+        Some(d) => (d.parse::<Digest>().map_err(|e| fail(FailureKind::Envelope, e))?, true),
+        None => (Digest::of(&content_bytes(env.content, limits)?), false),
+    };
+    Ok(ScannedEnvelope { retrieved_at, digest, digest_declared, content_span })
 }
 
 /// Parses one envelope line.
@@ -143,31 +166,33 @@ pub fn content_bytes<'a>(
 ) -> Result<Cow<'a, [u8]>, DocumentFailure> {
     let raw = content.ok_or_else(|| fail(FailureKind::Envelope, "envelope has no content"))?;
     if raw.get().starts_with('{') {
-        return inline_content(raw.get(), limits).map(|t| Cow::Borrowed(t.as_bytes()));
+        check_inline_size(raw.get().len(), limits)?;
+        return Ok(Cow::Borrowed(raw.get().as_bytes()));
     }
     let mut out = Vec::new();
-    decode_content(Some(raw), limits, &mut out)?;
+    decode_content(Some(raw.get().as_bytes()), limits, &mut out)?;
     Ok(Cow::Owned(out))
 }
 
-/// Like [`content_bytes`], but writes the bytes into `out` (cleared first),
-/// so the pipeline decodes every document into one reused buffer.
+/// Like [`content_bytes`], but from the raw JSON text of `content`, and
+/// writes the bytes into `out` (cleared first), so the pipeline decodes every
+/// document into one reused buffer.
 fn decode_content(
-    content: Option<&RawValue>,
+    text: Option<&[u8]>,
     limits: &Limits,
     out: &mut Vec<u8>,
 ) -> Result<(), DocumentFailure> {
-    let raw = content.ok_or_else(|| fail(FailureKind::Envelope, "envelope has no content"))?;
-    let text = raw.get();
+    let text = text.ok_or_else(|| fail(FailureKind::Envelope, "envelope has no content"))?;
     out.clear();
-    match text.as_bytes().first() {
+    match text.first() {
         Some(b'"') => {
             // The envelope parser has validated the string already; only
             // one with escapes (rare in base64) needs unescaping.
             let inner = &text[1..text.len() - 1];
-            let s: Cow<'_, str> = if inner.contains('\\') {
-                serde_json::from_str(text)
-                    .map_err(|e| fail(FailureKind::Envelope, format!("content string: {e}")))?
+            let s: Cow<'_, [u8]> = if memchr::memchr(b'\\', inner).is_some() {
+                let s: String = serde_json::from_slice(text)
+                    .map_err(|e| fail(FailureKind::Envelope, format!("content string: {e}")))?;
+                Cow::Owned(s.into_bytes())
             } else {
                 Cow::Borrowed(inner)
             };
@@ -176,11 +201,12 @@ fn decode_content(
             if s.len() / 4 * 3 > limits.max_document_bytes + 3 {
                 return Err(source::too_big(s.len() / 4 * 3, limits));
             }
-            B64.decode_vec(s.as_bytes(), out)
+            B64.decode_vec(&s, out)
                 .map_err(|e| fail(FailureKind::Json, format!("content is not valid base64: {e}")))
         }
         Some(b'{') => {
-            out.extend_from_slice(inline_content(text, limits)?.as_bytes());
+            check_inline_size(text.len(), limits)?;
+            out.extend_from_slice(text);
             Ok(())
         }
         _ => {
@@ -189,12 +215,12 @@ fn decode_content(
     }
 }
 
-/// An inline JSON object `content`, within the document size limit.
-fn inline_content<'a>(text: &'a str, limits: &Limits) -> Result<&'a str, DocumentFailure> {
-    if text.len() > limits.max_document_bytes {
-        return Err(source::too_big(text.len(), limits));
+/// Refuses an inline JSON object `content` over the document size limit.
+fn check_inline_size(len: usize, limits: &Limits) -> Result<(), DocumentFailure> {
+    if len > limits.max_document_bytes {
+        return Err(source::too_big(len, limits));
     }
-    Ok(text)
+    Ok(())
 }
 
 /// Parses `2025-10-19T12:00:00Z` (any RFC 3339 offset), a date-time without
@@ -386,8 +412,26 @@ fn evaluate_inner(
             (loose.provider_id.clone(), None, file.path.display().to_string(), None)
         }
         InputKind::Ndjson => {
-            let env = read_envelope(raw)?;
-            decode_content(env.content, limits, &mut scratch.buf)?;
+            let (env, content) = match entry.content_span {
+                Some((start, end)) => {
+                    // The scan has validated the line, content string
+                    // included: only the rest is parsed again, with `null`
+                    // in the string's place.
+                    let (start, end) = (start as usize, end as usize);
+                    let envelope = &mut scratch.envelope;
+                    envelope.clear();
+                    envelope.extend_from_slice(&raw[..start]);
+                    envelope.extend_from_slice(b"null");
+                    envelope.extend_from_slice(&raw[end..]);
+                    (read_envelope(envelope)?, Some(&raw[start..end]))
+                }
+                None => {
+                    let env = read_envelope(raw)?;
+                    let content = env.content.map(|c| c.get().as_bytes());
+                    (env, content)
+                }
+            };
+            decode_content(content, limits, &mut scratch.buf)?;
             (
                 env.provider_id.as_deref().unwrap_or("unknown").to_owned(),
                 env.format.as_deref().map(str::to_owned),
@@ -481,19 +525,20 @@ mod tests {
     #[test]
     fn scan_computes_missing_digest_and_parses_declared_one() {
         let limits = Limits::default();
-        let (at, d, declared) =
-            scan_envelope(br#"{"retrievedAt":"2025-01-01T00:00:00Z","content":"e30="}"#, &limits)
-                .unwrap();
-        assert_eq!(at, parse_instant("2025-01-01").unwrap());
-        assert_eq!(d, Digest::of(b"{}"));
-        assert!(!declared);
+        let line = br#"{"retrievedAt":"2025-01-01T00:00:00Z","content":"e30="}"#;
+        let s = scan_envelope(line, &limits).unwrap();
+        assert_eq!(s.retrieved_at, parse_instant("2025-01-01").unwrap());
+        assert_eq!(s.digest, Digest::of(b"{}"));
+        assert!(!s.digest_declared);
+        let (start, end) = s.content_span.unwrap();
+        assert_eq!(&line[start as usize..end as usize], br#""e30=""#);
         let line = format!(
             r#"{{"retrievedAt":"2025-01-01","digest":"{}","content":"e30="}}"#,
             Digest::of(b"x")
         );
-        let (_, d, declared) = scan_envelope(line.as_bytes(), &limits).unwrap();
-        assert_eq!(d, Digest::of(b"x"));
-        assert!(declared);
+        let s = scan_envelope(line.as_bytes(), &limits).unwrap();
+        assert_eq!(s.digest, Digest::of(b"x"));
+        assert!(s.digest_declared);
         assert!(scan_envelope(b"{\"content\":\"e30=\"}", &limits).is_err());
         assert!(scan_envelope(b"not json", &limits).is_err());
     }
