@@ -15,21 +15,19 @@
 //! `product_tree` not an object, branches nested deeper than [`MAX_DEPTH`])
 //! is an error.
 
-use std::collections::{HashMap, HashSet};
+use simd_json::prelude::*;
 
 use super::{
-    dedupe_claims, elements, non_empty, push_unique, scalar_string, Claim, Justification,
-    NormalizeError, NormalizedDocument, Status, Value, MAX_DEPTH,
+    dedupe_claims, elements, non_empty, push_unique, scalar_string, Claim, FastMap, FastSet,
+    Justification, NormalizeError, NormalizedDocument, Status, Value, MAX_DEPTH,
 };
-use simd_json::prelude::*;
 
 /// The `product_status` lists that carry a status (`recommended` does not),
 /// in the order they are read. JSON objects are unordered, so the order is
-/// fixed here rather than taken from the
-/// document. A product listed under two statuses of one vulnerability (which
-/// CSAF test 6.1.6 forbids) keeps the most cautious one, because
-/// [`dedupe_claims`] lets a later claim win: affected over
-/// under_investigation over fixed over not_affected.
+/// fixed here rather than taken from the document. A product listed under
+/// two statuses of one vulnerability (which CSAF test 6.1.6 forbids) keeps
+/// the most cautious one, because [`dedupe_claims`] lets a later claim win:
+/// affected over under_investigation over fixed over not_affected.
 const STATUS_LISTS: [(&str, Status); 7] = [
     ("known_not_affected", Status::NotAffected),
     ("first_fixed", Status::Fixed),
@@ -72,7 +70,7 @@ pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
 
     // Every id a claim can be keyed on, so that a purl or CPE equal to some
     // other product's id is not used as a key (see `Keys`).
-    let mut ids: HashSet<&str> =
+    let mut ids: FastSet<&str> =
         tree.products.keys().chain(tree.relationships.keys()).copied().collect();
     for &v in &vulnerabilities {
         if let Some(ps) = v.get("product_status") {
@@ -83,7 +81,7 @@ pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
     }
     let keys = Keys::new(&tree, ids);
 
-    let mut targets: HashMap<&str, Target> = HashMap::new();
+    let mut targets: FastMap<&str, Target> = FastMap::default();
     let mut claims = Vec::new();
     for &v in &vulnerabilities {
         let Some((vuln_id, id_system, aliases)) = identity(v) else {
@@ -183,11 +181,11 @@ struct Relationship<'a> {
 #[derive(Default)]
 struct Tree<'a> {
     /// Products from `branches[]` and `full_product_names[]`.
-    products: HashMap<&'a str, Product<'a>>,
+    products: FastMap<&'a str, Product<'a>>,
     /// Products defined by `relationships[]`, by their own product id.
-    relationships: HashMap<&'a str, Relationship<'a>>,
+    relationships: FastMap<&'a str, Relationship<'a>>,
     /// `product_groups[]`: group id to member product ids.
-    groups: HashMap<&'a str, Vec<&'a str>>,
+    groups: FastMap<&'a str, Vec<&'a str>>,
 }
 
 impl<'a> Tree<'a> {
@@ -291,7 +289,7 @@ impl<'a> Tree<'a> {
         if !listed(products_key) && !groups_key.is_some_and(listed) {
             return None;
         }
-        let mut ids: HashSet<&'a str> = strings(entry.get(products_key)).collect();
+        let mut ids: FastSet<&'a str> = strings(entry.get(products_key)).collect();
         if let Some(gk) = groups_key {
             for gid in strings(entry.get(gk)) {
                 if let Some(members) = self.groups.get(gid) {
@@ -363,14 +361,14 @@ impl<'a> Tree<'a> {
 struct Keys<'a> {
     /// purl or CPE value to the single product id carrying it, or `None`
     /// when several do.
-    owners: HashMap<&'a str, Option<&'a str>>,
+    owners: FastMap<&'a str, Option<&'a str>>,
     /// Every product id defined or referenced by a status list.
-    ids: HashSet<&'a str>,
+    ids: FastSet<&'a str>,
 }
 
 impl<'a> Keys<'a> {
-    fn new(tree: &Tree<'a>, ids: HashSet<&'a str>) -> Keys<'a> {
-        let mut owners: HashMap<&'a str, Option<&'a str>> = HashMap::new();
+    fn new(tree: &Tree<'a>, ids: FastSet<&'a str>) -> Keys<'a> {
+        let mut owners: FastMap<&'a str, Option<&'a str>> = FastMap::default();
         for (&id, p) in &tree.products {
             let idents = [p.purl, p.cpe.filter(|c| Some(*c) != p.purl)];
             for ident in idents.into_iter().flatten() {
@@ -403,7 +401,7 @@ struct Target {
 /// The product ids a flag, threat, remediation or score covers; `None`
 /// when the entry names no products, so it applies to the whole
 /// vulnerability.
-type Scope<'a> = Option<HashSet<&'a str>>;
+type Scope<'a> = Option<FastSet<&'a str>>;
 
 /// A vulnerability's flags (label), impact threats (details), remediations
 /// (details, category) and scores (severity), each with its scope.

@@ -61,25 +61,26 @@
 //!   [`dedupe_claims`], so a later statement about the same vulnerability and
 //!   key replaces an earlier one.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use simd_json::prelude::*;
 
 use super::{
-    dedupe_claims, elements, non_empty, push_unique, scalar_string, Claim, Justification,
-    NormalizeError, NormalizedDocument, Status, Value, MAX_DEPTH,
+    dedupe_claims, elements, non_empty, push_unique, scalar_str, scalar_string, Claim, FastMap,
+    Justification, NormalizeError, NormalizedDocument, Status, Value, MAX_DEPTH,
 };
 
-/// What a `bom-ref` points at.
+/// What a `bom-ref` points at, borrowed from the document (most
+/// components are never referenced by a vulnerability).
 #[derive(Default)]
-struct Target {
-    purl: Option<String>,
-    cpe: Option<String>,
-    name: Option<String>,
-    version: Option<String>,
+struct Target<'v> {
+    purl: Option<&'v str>,
+    cpe: Option<&'v str>,
+    name: Option<&'v str>,
+    version: Option<Cow<'v, str>>,
 }
 
-type Index<'v> = HashMap<&'v str, Target>;
+type Index<'v> = FastMap<&'v str, Target<'v>>;
 
 /// Normalizes one CycloneDX document.
 pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
@@ -105,7 +106,7 @@ pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
 
 /// Indexes every `bom-ref` of the document's components and services.
 fn build_index<'v>(doc: Value<'v>) -> Result<Index<'v>, NormalizeError> {
-    let mut index = Index::new();
+    let mut index = Index::default();
     if let Some(c) = doc.get("metadata").and_then(|m| m.get("component")) {
         index_node(c, 0, &mut index)?;
     }
@@ -130,10 +131,10 @@ fn index_node<'v>(
     }
     if let Some(bom_ref) = non_empty(node, "bom-ref") {
         index.entry(bom_ref).or_insert_with(|| Target {
-            purl: non_empty(node, "purl").map(str::to_owned),
-            cpe: non_empty(node, "cpe").map(str::to_owned),
-            name: non_empty(node, "name").map(str::to_owned),
-            version: node.get("version").and_then(scalar_string).filter(|v| !v.trim().is_empty()),
+            purl: non_empty(node, "purl"),
+            cpe: non_empty(node, "cpe"),
+            name: non_empty(node, "name"),
+            version: node.get("version").and_then(scalar_str).filter(|v| !v.trim().is_empty()),
         });
     }
     for key in ["components", "services"] {
@@ -386,21 +387,17 @@ fn resolve(raw: &str, index: &Index<'_>, claim: &mut Claim) -> (String, Option<S
         index.get(l).or_else(|| percent_decode(l).and_then(|d| index.get(d.as_str())))
     });
     if let Some(t) = target {
-        if let Some(name) = &t.name {
-            claim.metadata.insert("componentName".into(), name.clone());
+        if let Some(name) = t.name {
+            claim.metadata.insert("componentName".into(), name.to_owned());
         }
         if let Some(version) = &t.version {
-            claim.metadata.insert("componentVersion".into(), version.clone());
+            claim.metadata.insert("componentVersion".into(), version.clone().into_owned());
         }
     }
-    let purl = target
-        .and_then(|t| t.purl.clone())
-        .or_else(|| lookup.filter(|l| l.starts_with("pkg:")).map(str::to_owned));
-    let cpe = target
-        .and_then(|t| t.cpe.clone())
-        .or_else(|| lookup.filter(|l| l.starts_with("cpe:")).map(str::to_owned));
-    let key = purl.clone().or(cpe).unwrap_or_else(|| raw.to_owned());
-    (key, purl)
+    let purl = target.and_then(|t| t.purl).or_else(|| lookup.filter(|l| l.starts_with("pkg:")));
+    let cpe = target.and_then(|t| t.cpe).or_else(|| lookup.filter(|l| l.starts_with("cpe:")));
+    let key = purl.or(cpe).unwrap_or(raw).to_owned();
+    (key, purl.map(str::to_owned))
 }
 
 /// Percent-decodes `s`; `None` when it has no escapes or the result is not

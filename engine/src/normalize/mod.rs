@@ -10,6 +10,7 @@ pub mod csaf;
 pub mod cyclonedx;
 pub mod openvex;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -265,13 +266,18 @@ pub fn normalize(format: Format, doc: Value<'_>) -> Result<NormalizedDocument, N
 /// Renders a scalar JSON value (string, number, bool) as a string; `None`
 /// for null, arrays and objects. Versions and revisions come as either.
 pub fn scalar_string(v: Value<'_>) -> Option<String> {
-    if let Some(s) = v.as_str() {
-        return Some(s.to_owned());
+    scalar_str(v).map(Cow::into_owned)
+}
+
+/// [`scalar_string`], borrowing a string value from the document.
+pub fn scalar_str(v: Value<'_>) -> Option<Cow<'_, str>> {
+    if let Some(s) = v.into_string() {
+        return Some(Cow::Borrowed(s));
     }
     if v.is_null() || v.is_array() || v.is_object() {
         return None;
     }
-    Some(v.encode())
+    Some(Cow::Owned(v.encode()))
 }
 
 /// The elements of an optional array; nothing when it is absent or not an
@@ -335,6 +341,15 @@ pub fn dedupe_claims(mut claims: Vec<Claim>) -> Vec<Claim> {
 const FIRST: usize = 1 << (usize::BITS - 1);
 
 type Xxh3Build = std::hash::BuildHasherDefault<crate::dedupe::Xxh3Hasher>;
+
+/// A hash map for the normalizers' per-document indexes: their keys are
+/// the document's own strings, hashed many times per document, for which
+/// xxh3 is much cheaper than the default SipHash (no DoS concern: a map
+/// lives for one document).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, Xxh3Build>;
+
+/// The set counterpart of [`FastMap`].
+pub(crate) type FastSet<T> = std::collections::HashSet<T, Xxh3Build>;
 
 /// Test helpers shared by the normalizers' unit tests.
 #[cfg(test)]
