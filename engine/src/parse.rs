@@ -258,6 +258,7 @@ pub const MAX_NESTING: usize = 512;
 /// and objects, strings skipped), `None` otherwise. A cheap pass: strings
 /// are skipped with memchr.
 fn nesting_exceeds(json: &[u8], max: usize) -> Option<usize> {
+    const SHORT: usize = 16;
     let mut depth = 0usize;
     let mut i = 0;
     while i < json.len() {
@@ -268,7 +269,16 @@ fn nesting_exceeds(json: &[u8], max: usize) -> Option<usize> {
                 loop {
                     // An escape at the very end leaves `i` past the end.
                     let rest = json.get(i..).unwrap_or_default();
-                    match memchr::memchr2(b'"', b'\\', rest) {
+                    // Most strings (keys, ids) end within a few bytes: look
+                    // there before paying for a memchr call.
+                    let stop = |c: &u8| *c == b'"' || *c == b'\\';
+                    let found = match rest.iter().take(SHORT).position(stop) {
+                        None if rest.len() > SHORT => {
+                            memchr::memchr2(b'"', b'\\', &rest[SHORT..]).map(|k| k + SHORT)
+                        }
+                        found => found,
+                    };
+                    match found {
                         Some(k) if json[i + k] == b'\\' => i += k + 2,
                         Some(k) => {
                             i += k;
@@ -484,6 +494,11 @@ mod tests {
         assert_eq!(nesting_exceeds(s.as_bytes(), 2), None);
         assert_eq!(nesting_exceeds(b"[[[]]]", 2), Some(3));
         assert_eq!(nesting_exceeds(b"[[]]", 2), None);
+        // Long strings (past the inline probe) with escapes on either side
+        // of it.
+        let long = br#"[{"k":"0123456789\"abcdef[[[[ghijklmn\"{{{{opq","l":[[]]}]"#;
+        assert_eq!(nesting_exceeds(long, 3), Some(4));
+        assert_eq!(nesting_exceeds(long, 4), None);
         // Found by the fuzz harness: a string ending in a lone backslash.
         assert_eq!(nesting_exceeds(b"{\"he\\", 2), None);
         assert_eq!(nesting_exceeds(b"\"\\", 2), None);
