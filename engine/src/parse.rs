@@ -258,7 +258,6 @@ pub const MAX_NESTING: usize = 512;
 /// and objects, strings skipped), `None` otherwise. A cheap pass: strings
 /// are skipped with memchr.
 fn nesting_exceeds(json: &[u8], max: usize) -> Option<usize> {
-    const SHORT: usize = 16;
     let mut depth = 0usize;
     let mut i = 0;
     while i < json.len() {
@@ -269,16 +268,7 @@ fn nesting_exceeds(json: &[u8], max: usize) -> Option<usize> {
                 loop {
                     // An escape at the very end leaves `i` past the end.
                     let rest = json.get(i..).unwrap_or_default();
-                    // Most strings (keys, ids) end within a few bytes: look
-                    // there before paying for a memchr call.
-                    let stop = |c: &u8| *c == b'"' || *c == b'\\';
-                    let found = match rest.iter().take(SHORT).position(stop) {
-                        None if rest.len() > SHORT => {
-                            memchr::memchr2(b'"', b'\\', &rest[SHORT..]).map(|k| k + SHORT)
-                        }
-                        found => found,
-                    };
-                    match found {
+                    match memchr::memchr2(b'"', b'\\', rest) {
                         Some(k) if json[i + k] == b'\\' => i += k + 2,
                         Some(k) => {
                             i += k;
