@@ -86,6 +86,8 @@ pub struct Scratch {
     buf: Vec<u8>,
     /// An envelope line with its content string left out.
     envelope: Vec<u8>,
+    /// The document as decoded, when parsing may alter `buf`.
+    pristine: Vec<u8>,
     buffers: simd_json::Buffers,
     /// The tape's allocation between documents (`Tape::reset` empties it
     /// and frees it from the last document's lifetime).
@@ -97,6 +99,7 @@ impl Default for Scratch {
         Scratch {
             buf: Vec::new(),
             envelope: Vec::new(),
+            pristine: Vec::new(),
             buffers: simd_json::Buffers::new(64 << 10),
             tape: None,
         }
@@ -321,20 +324,59 @@ fn parse_scratch_document(
         Some(_) => &mut scratch.buf[3..],
         None => &mut scratch.buf[..],
     };
-    // The nesting limit is checked before parsing, so a document that
-    // breaks it is a limit failure whatever else is wrong with it.
-    if let Some(depth) = nesting_exceeds(body, MAX_NESTING) {
-        return Err(fail(
-            FailureKind::Limit,
-            format!("document nests deeper than {MAX_NESTING} levels (at least {depth})"),
-        ));
+    // simd-json unescapes strings in place, so the bytes of a document it
+    // rejects may no longer be what was decoded: keep a copy of one with
+    // escapes for the nesting check below.
+    let escaped = memchr::memchr(b'\\', body).is_some();
+    if escaped {
+        scratch.pristine.clear();
+        scratch.pristine.extend_from_slice(body);
     }
     let mut tape = scratch.tape.take().map_or_else(simd_json::Tape::null, simd_json::Tape::reset);
-    let result = simd_json::fill_tape(body, &mut scratch.buffers, &mut tape)
-        .map_err(|e| fail(FailureKind::Json, format!("document is not valid JSON: {e}")))
-        .and_then(|()| detect_and_normalize(declared, tape.as_value()));
+    let parsed = match simd_json::fill_tape(body, &mut scratch.buffers, &mut tape) {
+        Ok(()) => Ok(match tape_nesting_exceeds(&tape.0, MAX_NESTING) {
+            Some(depth) => Err(too_deep(depth)),
+            None => detect_and_normalize(declared, tape.as_value()),
+        }),
+        Err(e) => Err(e),
+    };
     scratch.tape = Some(tape.reset());
-    result
+    parsed.unwrap_or_else(|e| {
+        // The nesting limit wins over a syntax error, as if it had been
+        // checked first. Reading the tape is cheaper than this pass over
+        // the bytes, which only a rejected document needs.
+        let bytes = if escaped { &scratch.pristine[..] } else { &*body };
+        match nesting_exceeds(bytes, MAX_NESTING) {
+            Some(depth) => Err(too_deep(depth)),
+            None => Err(fail(FailureKind::Json, format!("document is not valid JSON: {e}"))),
+        }
+    })
+}
+
+fn too_deep(depth: usize) -> DocumentFailure {
+    fail(
+        FailureKind::Limit,
+        format!("document nests deeper than {MAX_NESTING} levels (at least {depth})"),
+    )
+}
+
+/// [`nesting_exceeds`] of a parsed document, read from its tape: the
+/// depth of the first array or object nested deeper than `max`.
+fn tape_nesting_exceeds(nodes: &[simd_json::Node<'_>], max: usize) -> Option<usize> {
+    // The end (exclusive node index) of each enclosing array or object.
+    let mut open: Vec<usize> = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        while open.last().is_some_and(|&end| end <= i) {
+            open.pop();
+        }
+        if let simd_json::Node::Object { count, .. } | simd_json::Node::Array { count, .. } = node {
+            open.push(i + count + 1);
+            if open.len() > max {
+                return Some(open.len());
+            }
+        }
+    }
+    None
 }
 
 /// Settles the format of a parsed document and normalizes it.
@@ -493,6 +535,24 @@ mod tests {
         assert_eq!(nesting_exceeds(b"{\"he\\", 2), None);
         assert_eq!(nesting_exceeds(b"\"\\", 2), None);
         assert!(parse_document(b"{\"he\\", None, &mut Scratch::default()).is_err());
+        // The tape gives the same answer as the bytes for valid JSON.
+        for json in [&b"[[[]]]"[..], br#"{"a":[{"b":[1,{}]}],"c":"[[["}"#, b"[[],[[]],[]]", b"1"] {
+            let mut bytes = json.to_vec();
+            let tape = simd_json::to_tape(&mut bytes).unwrap();
+            for max in 0..5 {
+                assert_eq!(tape_nesting_exceeds(&tape.0, max), nesting_exceeds(json, max), "{max}");
+            }
+        }
+        // Too deep and also invalid (with an escape, which simd-json
+        // unescapes in place): still the limit, with the same message.
+        let message = |json: &str| parse_document(json.as_bytes(), None, &mut Scratch::default());
+        let valid = message(&format!("{}{}", "[".repeat(600), "]".repeat(600))).unwrap_err();
+        let broken =
+            message(&format!("{}\"\\\"]\"{}", "[".repeat(600), "]".repeat(599))).unwrap_err();
+        assert_eq!(valid.kind, FailureKind::Limit);
+        assert_eq!(broken.kind, FailureKind::Limit);
+        assert_eq!(valid.reason, broken.reason);
+        assert!(valid.reason.ends_with("(at least 513)"), "{}", valid.reason);
     }
 
     #[test]
