@@ -92,6 +92,20 @@ impl Hasher for Xxh3Hasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
     }
+
+    // `str` and slices hash a terminator or length besides their bytes;
+    // mixing those in cheaply saves a second xxh3 call per key.
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0 ^ i).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    }
 }
 
 type Shard = Mutex<HashSet<Digest, BuildHasherDefault<Xxh3Hasher>>>;

@@ -82,13 +82,27 @@ pub enum Outcome {
 
 /// Per-thread scratch space, reused across documents.
 pub struct Scratch {
+    /// The document bytes, parsed in place.
     buf: Vec<u8>,
+    /// An envelope line with its content string left out.
+    envelope: Vec<u8>,
+    /// The document as decoded, when parsing may alter `buf`.
+    pristine: Vec<u8>,
     buffers: simd_json::Buffers,
+    /// The tape's allocation between documents (`Tape::reset` empties it
+    /// and frees it from the last document's lifetime).
+    tape: Option<simd_json::Tape<'static>>,
 }
 
 impl Default for Scratch {
     fn default() -> Scratch {
-        Scratch { buf: Vec::new(), buffers: simd_json::Buffers::new(64 << 10) }
+        Scratch {
+            buf: Vec::new(),
+            envelope: Vec::new(),
+            pristine: Vec::new(),
+            buffers: simd_json::Buffers::new(64 << 10),
+            tape: None,
+        }
     }
 }
 
@@ -102,27 +116,43 @@ fn fail(kind: FailureKind, reason: impl Into<String>) -> DocumentFailure {
     DocumentFailure::new(kind, reason)
 }
 
-/// Reads an envelope line for the ordering pass: `retrievedAt`, and the
-/// digest (declared, or computed from the content when absent).
-pub fn scan_envelope(line: &[u8], limits: &Limits) -> Result<(i64, Digest, bool), DocumentFailure> {
+/// What the ordering pass takes from an envelope line.
+pub(crate) struct ScannedEnvelope {
+    /// `retrievedAt`, Unix microseconds.
+    pub retrieved_at: i64,
+    /// The declared digest, or the one computed from the content.
+    pub digest: Digest,
+    /// Whether `digest` was declared.
+    pub digest_declared: bool,
+    /// See [`Entry::content_span`].
+    pub content_span: Option<(u32, u32)>,
+}
+
+/// Reads an envelope line for the ordering pass: `retrievedAt`, the digest
+/// (declared, or computed from the content when absent) and where a base64
+/// content string sits in the line.
+pub(crate) fn scan_envelope(
+    line: &[u8],
+    limits: &Limits,
+) -> Result<ScannedEnvelope, DocumentFailure> {
     let env = read_envelope(line)?;
     let at = env
         .retrieved_at
         .as_deref()
         .ok_or_else(|| fail(FailureKind::Envelope, "envelope has no retrievedAt"))?;
-    let at = parse_instant(at).ok_or_else(|| {
+    let retrieved_at = parse_instant(at).ok_or_else(|| {
         fail(FailureKind::Envelope, format!("retrievedAt {at:?} is not an RFC 3339 instant"))
     })?;
-    match env.digest.as_deref() {
-        Some(d) => {
-            let d = d.parse::<Digest>().map_err(|e| fail(FailureKind::Envelope, e))?;
-            Ok((at, d, true))
-        }
-        None => {
-            let bytes = content_bytes(env.content, limits)?;
-            Ok((at, Digest::of(&bytes), false))
-        }
-    }
+    let content_span = env.content.filter(|c| c.get().starts_with('"')).and_then(|c| {
+        // `c` borrows from `line`, so the difference is its offset there.
+        let start = c.get().as_ptr() as usize - line.as_ptr() as usize;
+        Some((u32::try_from(start).ok()?, u32::try_from(start + c.get().len()).ok()?))
+    });
+    let (digest, digest_declared) = match env.digest.as_deref() {
+        Some(d) => (d.parse::<Digest>().map_err(|e| fail(FailureKind::Envelope, e))?, true),
+        None => (Digest::of(&content_bytes(env.content, limits)?), false),
+    };
+    Ok(ScannedEnvelope { retrieved_at, digest, digest_declared, content_span })
 }
 
 /// Parses one envelope line.
@@ -138,31 +168,62 @@ pub fn content_bytes<'a>(
     limits: &Limits,
 ) -> Result<Cow<'a, [u8]>, DocumentFailure> {
     let raw = content.ok_or_else(|| fail(FailureKind::Envelope, "envelope has no content"))?;
-    let text = raw.get();
-    match text.as_bytes().first() {
+    if raw.get().starts_with('{') {
+        check_inline_size(raw.get().len(), limits)?;
+        return Ok(Cow::Borrowed(raw.get().as_bytes()));
+    }
+    let mut out = Vec::new();
+    decode_content(Some(raw.get().as_bytes()), limits, &mut out)?;
+    Ok(Cow::Owned(out))
+}
+
+/// Like [`content_bytes`], but from the raw JSON text of `content`, and
+/// writes the bytes into `out` (cleared first), so the pipeline decodes every
+/// document into one reused buffer.
+fn decode_content(
+    text: Option<&[u8]>,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<(), DocumentFailure> {
+    let text = text.ok_or_else(|| fail(FailureKind::Envelope, "envelope has no content"))?;
+    out.clear();
+    match text.first() {
         Some(b'"') => {
-            let s: Cow<'a, str> = serde_json::from_str(text)
-                .map_err(|e| fail(FailureKind::Envelope, format!("content string: {e}")))?;
+            // The envelope parser has validated the string already; only
+            // one with escapes (rare in base64) needs unescaping.
+            let inner = &text[1..text.len() - 1];
+            let s: Cow<'_, [u8]> = if memchr::memchr(b'\\', inner).is_some() {
+                let s: String = serde_json::from_slice(text)
+                    .map_err(|e| fail(FailureKind::Envelope, format!("content string: {e}")))?;
+                Cow::Owned(s.into_bytes())
+            } else {
+                Cow::Borrowed(inner)
+            };
             // Decoded size is at most 3/4 of the text: refuse before
             // allocating.
             if s.len() / 4 * 3 > limits.max_document_bytes + 3 {
                 return Err(source::too_big(s.len() / 4 * 3, limits));
             }
-            let bytes = B64.decode(s.as_bytes()).map_err(|e| {
-                fail(FailureKind::Json, format!("content is not valid base64: {e}"))
-            })?;
-            Ok(Cow::Owned(bytes))
+            B64.decode_vec(&s, out)
+                .map_err(|e| fail(FailureKind::Json, format!("content is not valid base64: {e}")))
         }
         Some(b'{') => {
-            if text.len() > limits.max_document_bytes {
-                return Err(source::too_big(text.len(), limits));
-            }
-            Ok(Cow::Borrowed(text.as_bytes()))
+            check_inline_size(text.len(), limits)?;
+            out.extend_from_slice(text);
+            Ok(())
         }
         _ => {
             Err(fail(FailureKind::Envelope, "content is neither a base64 string nor a JSON object"))
         }
     }
+}
+
+/// Refuses an inline JSON object `content` over the document size limit.
+fn check_inline_size(len: usize, limits: &Limits) -> Result<(), DocumentFailure> {
+    if len > limits.max_document_bytes {
+        return Err(source::too_big(len, limits));
+    }
+    Ok(())
 }
 
 /// Parses `2025-10-19T12:00:00Z` (any RFC 3339 offset), a date-time without
@@ -242,26 +303,88 @@ pub fn parse_document(
     declared_format: Option<&str>,
     scratch: &mut Scratch,
 ) -> Result<(Format, NormalizedDocument), DocumentFailure> {
+    scratch.buf.clear();
+    scratch.buf.extend_from_slice(bytes);
+    parse_scratch_document(declared_format, scratch)
+}
+
+/// [`parse_document`] of the bytes already in `scratch.buf`, which
+/// simd-json parses in place.
+fn parse_scratch_document(
+    declared_format: Option<&str>,
+    scratch: &mut Scratch,
+) -> Result<(Format, NormalizedDocument), DocumentFailure> {
     let declared = match declared_format {
         None | Some("") => None,
         Some(name) => Some(Format::from_name(name).ok_or_else(|| {
             fail(FailureKind::UnknownFormat, format!("unsupported format {name:?}"))
         })?),
     };
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    // simd-json (and dropping its value) recurse per level: refuse hostile
-    // nesting before parsing rather than overflow the stack.
-    if let Some(depth) = nesting_exceeds(body, MAX_NESTING) {
-        return Err(fail(
-            FailureKind::Limit,
-            format!("document nests deeper than {MAX_NESTING} levels (at least {depth})"),
-        ));
+    let body = match scratch.buf.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(_) => &mut scratch.buf[3..],
+        None => &mut scratch.buf[..],
+    };
+    // simd-json unescapes strings in place, so the bytes of a document it
+    // rejects may no longer be what was decoded: keep a copy of one with
+    // escapes for the nesting check below.
+    let escaped = memchr::memchr(b'\\', body).is_some();
+    if escaped {
+        scratch.pristine.clear();
+        scratch.pristine.extend_from_slice(body);
     }
-    scratch.buf.clear();
-    scratch.buf.extend_from_slice(body);
-    let doc = simd_json::to_borrowed_value_with_buffers(&mut scratch.buf, &mut scratch.buffers)
-        .map_err(|e| fail(FailureKind::Json, format!("document is not valid JSON: {e}")))?;
-    let format = match (declared, Format::detect(&doc)) {
+    let mut tape = scratch.tape.take().map_or_else(simd_json::Tape::null, simd_json::Tape::reset);
+    let parsed = match simd_json::fill_tape(body, &mut scratch.buffers, &mut tape) {
+        Ok(()) => Ok(match tape_nesting_exceeds(&tape.0, MAX_NESTING) {
+            Some(depth) => Err(too_deep(depth)),
+            None => detect_and_normalize(declared, tape.as_value()),
+        }),
+        Err(e) => Err(e),
+    };
+    scratch.tape = Some(tape.reset());
+    parsed.unwrap_or_else(|e| {
+        // The nesting limit wins over a syntax error, as if it had been
+        // checked first. Reading the tape is cheaper than this pass over
+        // the bytes, which only a rejected document needs.
+        let bytes = if escaped { &scratch.pristine[..] } else { &*body };
+        match nesting_exceeds(bytes, MAX_NESTING) {
+            Some(depth) => Err(too_deep(depth)),
+            None => Err(fail(FailureKind::Json, format!("document is not valid JSON: {e}"))),
+        }
+    })
+}
+
+fn too_deep(depth: usize) -> DocumentFailure {
+    fail(
+        FailureKind::Limit,
+        format!("document nests deeper than {MAX_NESTING} levels (at least {depth})"),
+    )
+}
+
+/// [`nesting_exceeds`] of a parsed document, read from its tape: the
+/// depth of the first array or object nested deeper than `max`.
+fn tape_nesting_exceeds(nodes: &[simd_json::Node<'_>], max: usize) -> Option<usize> {
+    // The end (exclusive node index) of each enclosing array or object.
+    let mut open: Vec<usize> = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        while open.last().is_some_and(|&end| end <= i) {
+            open.pop();
+        }
+        if let simd_json::Node::Object { count, .. } | simd_json::Node::Array { count, .. } = node {
+            open.push(i + count + 1);
+            if open.len() > max {
+                return Some(open.len());
+            }
+        }
+    }
+    None
+}
+
+/// Settles the format of a parsed document and normalizes it.
+fn detect_and_normalize(
+    declared: Option<Format>,
+    doc: normalize::Value<'_>,
+) -> Result<(Format, NormalizedDocument), DocumentFailure> {
+    let format = match (declared, Format::detect(doc)) {
         (Some(d), Some(g)) if d != g => {
             return Err(fail(
                 FailureKind::UnknownFormat,
@@ -277,7 +400,7 @@ pub fn parse_document(
             ))
         }
     };
-    let normalized = normalize::normalize(format, &doc)
+    let normalized = normalize::normalize(format, doc)
         .map_err(|e| fail(FailureKind::Normalize, format!("{format}: {e}")))?;
     Ok((format, normalized))
 }
@@ -321,32 +444,46 @@ fn evaluate_inner(
     }
     let raw = archives.slice(entry);
     let file = &archives.files()[entry.file as usize];
-    let (bytes, provider_id, declared_format, source_uri, metadata) = match file.kind {
+    // The document bytes go to `scratch.buf`, where they are hashed and
+    // then parsed in place.
+    let (provider_id, declared_format, source_uri, metadata) = match file.kind {
         InputKind::Document => {
             let loose = archives.loose_defaults();
-            (
-                Cow::Borrowed(raw),
-                loose.provider_id.clone(),
-                None,
-                file.path.display().to_string(),
-                None,
-            )
+            scratch.buf.clear();
+            scratch.buf.extend_from_slice(raw);
+            (loose.provider_id.clone(), None, file.path.display().to_string(), None)
         }
         InputKind::Ndjson => {
-            let env = read_envelope(raw)?;
-            let bytes = content_bytes(env.content, limits)?;
-            let format = env.format.as_deref().map(str::to_owned);
+            let (env, content) = match entry.content_span {
+                Some((start, end)) => {
+                    // The scan has validated the line, content string
+                    // included: only the rest is parsed again, with `null`
+                    // in the string's place.
+                    let (start, end) = (start as usize, end as usize);
+                    let envelope = &mut scratch.envelope;
+                    envelope.clear();
+                    envelope.extend_from_slice(&raw[..start]);
+                    envelope.extend_from_slice(b"null");
+                    envelope.extend_from_slice(&raw[end..]);
+                    (read_envelope(envelope)?, Some(&raw[start..end]))
+                }
+                None => {
+                    let env = read_envelope(raw)?;
+                    let content = env.content.map(|c| c.get().as_bytes());
+                    (env, content)
+                }
+            };
+            decode_content(content, limits, &mut scratch.buf)?;
             (
-                bytes,
                 env.provider_id.as_deref().unwrap_or("unknown").to_owned(),
-                format,
+                env.format.as_deref().map(str::to_owned),
                 env.source_uri.as_deref().unwrap_or_default().to_owned(),
                 env.metadata.map(|m| m.get().to_owned()),
             )
         }
     };
     if entry.digest_declared {
-        let actual = Digest::of(&bytes);
+        let actual = Digest::of(&scratch.buf);
         if actual != entry.digest {
             return Err(fail(
                 FailureKind::DigestMismatch,
@@ -360,7 +497,7 @@ fn evaluate_inner(
     if known {
         return Ok(None);
     }
-    let (format, normalized) = parse_document(&bytes, declared_format.as_deref(), scratch)?;
+    let (format, normalized) = parse_scratch_document(declared_format.as_deref(), scratch)?;
     Ok(Some(DocumentWrite {
         digest: entry.digest,
         provider_id,
@@ -389,10 +526,33 @@ mod tests {
         assert_eq!(nesting_exceeds(s.as_bytes(), 2), None);
         assert_eq!(nesting_exceeds(b"[[[]]]", 2), Some(3));
         assert_eq!(nesting_exceeds(b"[[]]", 2), None);
+        // Long strings (past the inline probe) with escapes on either side
+        // of it.
+        let long = br#"[{"k":"0123456789\"abcdef[[[[ghijklmn\"{{{{opq","l":[[]]}]"#;
+        assert_eq!(nesting_exceeds(long, 3), Some(4));
+        assert_eq!(nesting_exceeds(long, 4), None);
         // Found by the fuzz harness: a string ending in a lone backslash.
         assert_eq!(nesting_exceeds(b"{\"he\\", 2), None);
         assert_eq!(nesting_exceeds(b"\"\\", 2), None);
         assert!(parse_document(b"{\"he\\", None, &mut Scratch::default()).is_err());
+        // The tape gives the same answer as the bytes for valid JSON.
+        for json in [&b"[[[]]]"[..], br#"{"a":[{"b":[1,{}]}],"c":"[[["}"#, b"[[],[[]],[]]", b"1"] {
+            let mut bytes = json.to_vec();
+            let tape = simd_json::to_tape(&mut bytes).unwrap();
+            for max in 0..5 {
+                assert_eq!(tape_nesting_exceeds(&tape.0, max), nesting_exceeds(json, max), "{max}");
+            }
+        }
+        // Too deep and also invalid (with an escape, which simd-json
+        // unescapes in place): still the limit, with the same message.
+        let message = |json: &str| parse_document(json.as_bytes(), None, &mut Scratch::default());
+        let valid = message(&format!("{}{}", "[".repeat(600), "]".repeat(600))).unwrap_err();
+        let broken =
+            message(&format!("{}\"\\\"]\"{}", "[".repeat(600), "]".repeat(599))).unwrap_err();
+        assert_eq!(valid.kind, FailureKind::Limit);
+        assert_eq!(broken.kind, FailureKind::Limit);
+        assert_eq!(valid.reason, broken.reason);
+        assert!(valid.reason.ends_with("(at least 513)"), "{}", valid.reason);
     }
 
     #[test]
@@ -430,19 +590,20 @@ mod tests {
     #[test]
     fn scan_computes_missing_digest_and_parses_declared_one() {
         let limits = Limits::default();
-        let (at, d, declared) =
-            scan_envelope(br#"{"retrievedAt":"2025-01-01T00:00:00Z","content":"e30="}"#, &limits)
-                .unwrap();
-        assert_eq!(at, parse_instant("2025-01-01").unwrap());
-        assert_eq!(d, Digest::of(b"{}"));
-        assert!(!declared);
+        let line = br#"{"retrievedAt":"2025-01-01T00:00:00Z","content":"e30="}"#;
+        let s = scan_envelope(line, &limits).unwrap();
+        assert_eq!(s.retrieved_at, parse_instant("2025-01-01").unwrap());
+        assert_eq!(s.digest, Digest::of(b"{}"));
+        assert!(!s.digest_declared);
+        let (start, end) = s.content_span.unwrap();
+        assert_eq!(&line[start as usize..end as usize], br#""e30=""#);
         let line = format!(
             r#"{{"retrievedAt":"2025-01-01","digest":"{}","content":"e30="}}"#,
             Digest::of(b"x")
         );
-        let (_, d, declared) = scan_envelope(line.as_bytes(), &limits).unwrap();
-        assert_eq!(d, Digest::of(b"x"));
-        assert!(declared);
+        let s = scan_envelope(line.as_bytes(), &limits).unwrap();
+        assert_eq!(s.digest, Digest::of(b"x"));
+        assert!(s.digest_declared);
         assert!(scan_envelope(b"{\"content\":\"e30=\"}", &limits).is_err());
         assert!(scan_envelope(b"not json", &limits).is_err());
     }

@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
@@ -299,6 +300,10 @@ fn produce(
     };
     let seen = DigestSet::new();
     let mut scratch = Scratch::default();
+    // One scratch per pool thread, kept across batches: `map_init` would
+    // build (and grow) a fresh one for every rayon job of every batch.
+    let scratches: Vec<Mutex<Scratch>> =
+        (0..pool.current_num_threads()).map(|_| Mutex::default()).collect();
     let sequential = pool.current_num_threads() == 1;
     let batches: Vec<&[Entry]> = entries.chunks(cfg.batch_size).collect();
     if batches.is_empty() {
@@ -340,8 +345,11 @@ fn produce(
             pool.install(|| {
                 batch
                     .par_iter()
-                    .map_init(Scratch::default, |s, e| {
-                        evaluate(archives, e, known(e), &cfg.limits, s)
+                    .map(|e| {
+                        let thread = rayon::current_thread_index().unwrap_or(0);
+                        let mut s =
+                            scratches[thread].lock().unwrap_or_else(PoisonError::into_inner);
+                        evaluate(archives, e, known(e), &cfg.limits, &mut s)
                     })
                     .collect()
             })

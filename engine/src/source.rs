@@ -114,6 +114,10 @@ pub struct Entry {
     pub len: u64,
     /// Set when the scan already knows the document fails.
     pub failure: Option<Box<DocumentFailure>>,
+    /// Byte range, within the line, of a base64 `content` string (quotes
+    /// included): the scan has validated it, so evaluation need not read
+    /// the whole string again to parse the rest of the envelope.
+    pub content_span: Option<(u32, u32)>,
 }
 
 /// A document's place in the global evaluation order: (`retrievedAt`,
@@ -305,6 +309,7 @@ impl Archives {
             offset: 0,
             len: bytes.len() as u64,
             failure: None,
+            content_span: None,
         };
         if bytes.len() > limits.max_document_bytes {
             e.failure = Some(Box::new(too_big(bytes.len(), limits)));
@@ -367,15 +372,16 @@ fn scan_lines(
             continue;
         }
         out.push(match parse::scan_envelope(&data[s..e], limits) {
-            Ok((retrieved_at, digest, declared)) => Entry {
-                retrieved_at,
-                digest,
-                digest_declared: declared,
+            Ok(env) => Entry {
+                retrieved_at: env.retrieved_at,
+                digest: env.digest,
+                digest_declared: env.digest_declared,
                 file,
                 line: line_no,
                 offset: s as u64,
                 len: len as u64,
                 failure: None,
+                content_span: env.content_span,
             },
             Err(fail) => failed_entry(file, line_no, s, len, fail),
         });
@@ -407,6 +413,7 @@ fn failed_entry(file: u32, line: u64, offset: usize, len: usize, fail: DocumentF
         offset: offset as u64,
         len: len as u64,
         failure: Some(Box::new(fail)),
+        content_span: None,
     }
 }
 

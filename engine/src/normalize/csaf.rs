@@ -15,23 +15,19 @@
 //! `product_tree` not an object, branches nested deeper than [`MAX_DEPTH`])
 //! is an error.
 
-use std::collections::{HashMap, HashSet};
-
 use simd_json::prelude::*;
-use simd_json::BorrowedValue as Value;
 
 use super::{
-    dedupe_claims, non_empty, push_unique, scalar_string, Claim, Justification, NormalizeError,
-    NormalizedDocument, Status, MAX_DEPTH,
+    dedupe_claims, elements, non_empty, push_unique, scalar_string, Claim, FastMap, FastSet,
+    Justification, NormalizeError, NormalizedDocument, Status, Value, MAX_DEPTH,
 };
 
 /// The `product_status` lists that carry a status (`recommended` does not),
-/// in the order they are read. JSON objects are unordered (and simd-json's
-/// are hash maps), so the order is fixed here rather than taken from the
-/// document. A product listed under two statuses of one vulnerability (which
-/// CSAF test 6.1.6 forbids) keeps the most cautious one, because
-/// [`dedupe_claims`] lets a later claim win: affected over
-/// under_investigation over fixed over not_affected.
+/// in the order they are read. JSON objects are unordered, so the order is
+/// fixed here rather than taken from the document. A product listed under
+/// two statuses of one vulnerability (which CSAF test 6.1.6 forbids) keeps
+/// the most cautious one, because [`dedupe_claims`] lets a later claim win:
+/// affected over under_investigation over fixed over not_affected.
 const STATUS_LISTS: [(&str, Status); 7] = [
     ("known_not_affected", Status::NotAffected),
     ("first_fixed", Status::Fixed),
@@ -43,13 +39,15 @@ const STATUS_LISTS: [(&str, Status); 7] = [
 ];
 
 /// Normalizes one CSAF document.
-pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
-    let vulnerabilities: &[Value] = match doc.get("vulnerabilities") {
-        None => &[],
-        Some(v) if v.is_null() => &[],
+pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
+    let vulnerabilities: Vec<Value> = match doc.get("vulnerabilities") {
+        None => Vec::new(),
+        Some(v) if v.is_null() => Vec::new(),
         Some(v) => v
             .as_array()
-            .ok_or_else(|| NormalizeError("CSAF vulnerabilities is not an array".into()))?,
+            .ok_or_else(|| NormalizeError("CSAF vulnerabilities is not an array".into()))?
+            .iter()
+            .collect(),
     };
     let document = doc.get("document");
     let tracking = document.and_then(|d| d.get("tracking"));
@@ -72,9 +70,9 @@ pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
 
     // Every id a claim can be keyed on, so that a purl or CPE equal to some
     // other product's id is not used as a key (see `Keys`).
-    let mut ids: HashSet<&str> =
+    let mut ids: FastSet<&str> =
         tree.products.keys().chain(tree.relationships.keys()).copied().collect();
-    for v in vulnerabilities {
+    for &v in &vulnerabilities {
         if let Some(ps) = v.get("product_status") {
             for (list, _) in STATUS_LISTS {
                 ids.extend(strings(ps.get(list)));
@@ -83,9 +81,9 @@ pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
     }
     let keys = Keys::new(&tree, ids);
 
-    let mut targets: HashMap<&str, Target> = HashMap::new();
+    let mut targets: FastMap<&str, Target> = FastMap::default();
     let mut claims = Vec::new();
-    for v in vulnerabilities {
+    for &v in &vulnerabilities {
         let Some((vuln_id, id_system, aliases)) = identity(v) else {
             continue;
         };
@@ -117,23 +115,15 @@ pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
 
 /// The trimmed, non-empty strings of an optional array (anything else in it
 /// is skipped).
-fn strings<'a>(v: Option<&'a Value>) -> impl Iterator<Item = &'a str> {
-    v.and_then(|v| v.as_array())
-        .map(|a| a.as_slice())
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|s| s.as_str().map(str::trim).filter(|s| !s.is_empty()))
+fn strings<'a>(v: Option<Value<'a>>) -> impl Iterator<Item = &'a str> {
+    elements(v).filter_map(|s| s.into_string().map(str::trim).filter(|s| !s.is_empty()))
 }
 
 /// Vulnerability id, the `ids[]` system it came from (when it is not a CVE)
 /// and aliases. The id is the `cve`, else the first `ids[].text`; every
 /// other `ids[].text` is an alias. `None` when the entry has neither.
-fn identity<'a>(v: &'a Value) -> Option<(String, Option<&'a str>, Vec<String>)> {
-    let ids: Vec<(&str, Option<&str>)> = v
-        .get_array("ids")
-        .map(|a| a.as_slice())
-        .unwrap_or(&[])
-        .iter()
+fn identity<'a>(v: Value<'a>) -> Option<(String, Option<&'a str>, Vec<String>)> {
+    let ids: Vec<(&str, Option<&str>)> = elements(v.get("ids"))
         .filter_map(|i| Some((non_empty(i, "text")?, non_empty(i, "system_name"))))
         .collect();
     let (id, system) = match non_empty(v, "cve") {
@@ -162,7 +152,7 @@ struct Product<'a> {
 
 impl<'a> Product<'a> {
     /// A `full_product_name_t` object: its id and what identifies it.
-    fn read(v: &'a Value) -> Option<(&'a str, Product<'a>)> {
+    fn read(v: Value<'a>) -> Option<(&'a str, Product<'a>)> {
         let id = non_empty(v, "product_id")?;
         let helper = v.get("product_identification_helper");
         Some((
@@ -191,25 +181,25 @@ struct Relationship<'a> {
 #[derive(Default)]
 struct Tree<'a> {
     /// Products from `branches[]` and `full_product_names[]`.
-    products: HashMap<&'a str, Product<'a>>,
+    products: FastMap<&'a str, Product<'a>>,
     /// Products defined by `relationships[]`, by their own product id.
-    relationships: HashMap<&'a str, Relationship<'a>>,
+    relationships: FastMap<&'a str, Relationship<'a>>,
     /// `product_groups[]`: group id to member product ids.
-    groups: HashMap<&'a str, Vec<&'a str>>,
+    groups: FastMap<&'a str, Vec<&'a str>>,
 }
 
 impl<'a> Tree<'a> {
-    fn read(pt: &'a Value) -> Result<Tree<'a>, NormalizeError> {
+    fn read(pt: Value<'a>) -> Result<Tree<'a>, NormalizeError> {
         let mut tree = Tree::default();
         if let Some(branches) = pt.get("branches") {
             tree.walk_branches(branches, 1)?;
         }
-        for p in pt.get_array("full_product_names").map(|a| a.as_slice()).unwrap_or(&[]) {
+        for p in elements(pt.get("full_product_names")) {
             if let Some((id, product)) = Product::read(p) {
                 tree.add_product(id, product);
             }
         }
-        for r in pt.get_array("relationships").map(|a| a.as_slice()).unwrap_or(&[]) {
+        for r in elements(pt.get("relationships")) {
             let Some((id, product)) = r.get("full_product_name").and_then(Product::read) else {
                 continue;
             };
@@ -221,7 +211,7 @@ impl<'a> Tree<'a> {
                 category: non_empty(r, "category"),
             });
         }
-        for g in pt.get_array("product_groups").map(|a| a.as_slice()).unwrap_or(&[]) {
+        for g in elements(pt.get("product_groups")) {
             if let Some(gid) = non_empty(g, "group_id") {
                 let members = tree.groups.entry(gid).or_default();
                 for id in strings(g.get("product_ids")) {
@@ -234,11 +224,11 @@ impl<'a> Tree<'a> {
         Ok(tree)
     }
 
-    fn walk_branches(&mut self, branches: &'a Value, depth: usize) -> Result<(), NormalizeError> {
+    fn walk_branches(&mut self, branches: Value<'a>, depth: usize) -> Result<(), NormalizeError> {
         if depth > MAX_DEPTH {
             return Err(NormalizeError(format!("CSAF branches nested deeper than {MAX_DEPTH}")));
         }
-        for b in branches.as_array().map(|a| a.as_slice()).unwrap_or(&[]) {
+        for b in elements(Some(branches)) {
             if let Some((id, product)) = b.get("product").and_then(Product::read) {
                 self.add_product(id, product);
             }
@@ -293,12 +283,13 @@ impl<'a> Tree<'a> {
     /// Product ids of a `product_ids` list plus the members of a
     /// `group_ids` list; `None` when the entry names no products or groups at
     /// all.
-    fn scope(&self, entry: &'a Value, products_key: &str, groups_key: Option<&str>) -> Scope<'a> {
-        let listed = |k: &str| entry.get_array(k).is_some_and(|a| !a.is_empty());
+    fn scope(&self, entry: Value<'a>, products_key: &str, groups_key: Option<&str>) -> Scope<'a> {
+        let listed =
+            |k: &str| entry.get(k).and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty());
         if !listed(products_key) && !groups_key.is_some_and(listed) {
             return None;
         }
-        let mut ids: HashSet<&'a str> = strings(entry.get(products_key)).collect();
+        let mut ids: FastSet<&'a str> = strings(entry.get(products_key)).collect();
         if let Some(gk) = groups_key {
             for gid in strings(entry.get(gk)) {
                 if let Some(members) = self.groups.get(gid) {
@@ -370,14 +361,14 @@ impl<'a> Tree<'a> {
 struct Keys<'a> {
     /// purl or CPE value to the single product id carrying it, or `None`
     /// when several do.
-    owners: HashMap<&'a str, Option<&'a str>>,
+    owners: FastMap<&'a str, Option<&'a str>>,
     /// Every product id defined or referenced by a status list.
-    ids: HashSet<&'a str>,
+    ids: FastSet<&'a str>,
 }
 
 impl<'a> Keys<'a> {
-    fn new(tree: &Tree<'a>, ids: HashSet<&'a str>) -> Keys<'a> {
-        let mut owners: HashMap<&'a str, Option<&'a str>> = HashMap::new();
+    fn new(tree: &Tree<'a>, ids: FastSet<&'a str>) -> Keys<'a> {
+        let mut owners: FastMap<&'a str, Option<&'a str>> = FastMap::default();
         for (&id, p) in &tree.products {
             let idents = [p.purl, p.cpe.filter(|c| Some(*c) != p.purl)];
             for ident in idents.into_iter().flatten() {
@@ -410,7 +401,7 @@ struct Target {
 /// The product ids a flag, threat, remediation or score covers; `None`
 /// when the entry names no products, so it applies to the whole
 /// vulnerability.
-type Scope<'a> = Option<HashSet<&'a str>>;
+type Scope<'a> = Option<FastSet<&'a str>>;
 
 /// A vulnerability's flags (label), impact threats (details), remediations
 /// (details, category) and scores (severity), each with its scope.
@@ -430,23 +421,20 @@ impl<'a> Details<'a> {
     // 6.1.29) but not threats; an entry that names none is read as
     // vulnerability-wide for all three (Red Hat's unscoped `impact`
     // threats are), rather than dropped.
-    fn read(v: &'a Value, tree: &Tree<'a>) -> Details<'a> {
-        let list = |k: &str| v.get_array(k).map(|a| a.as_slice()).unwrap_or(&[]);
+    fn read(v: Value<'a>, tree: &Tree<'a>) -> Details<'a> {
+        let list = |k: &str| elements(v.get(k));
         let flags = list("flags")
-            .iter()
             .filter_map(|f| {
                 Some((tree.scope(f, "product_ids", Some("group_ids")), non_empty(f, "label")?))
             })
             .collect();
         let threats = list("threats")
-            .iter()
-            .filter(|t| non_empty(t, "category") == Some("impact"))
+            .filter(|t| non_empty(*t, "category") == Some("impact"))
             .filter_map(|t| {
                 Some((tree.scope(t, "product_ids", Some("group_ids")), non_empty(t, "details")?))
             })
             .collect();
         let remediations = list("remediations")
-            .iter()
             .filter_map(|r| {
                 Some((
                     tree.scope(r, "product_ids", Some("group_ids")),
@@ -456,7 +444,6 @@ impl<'a> Details<'a> {
             })
             .collect();
         let scores = list("scores")
-            .iter()
             .filter_map(|s| Some((tree.scope(s, "products", None), score_severity(s)?)))
             .collect();
         Details { flags, threats, remediations, scores }
@@ -502,7 +489,7 @@ impl<'a> Details<'a> {
 /// Severity of one `scores[]` entry: CVSS v3 `baseSeverity` (derived from
 /// `baseScore` by the CVSS v3 rating table if absent), else the CVSS v2
 /// `baseScore` (v2 has no rating) as a string.
-fn score_severity(s: &Value) -> Option<String> {
+fn score_severity(s: Value<'_>) -> Option<String> {
     if let Some(v3) = s.get("cvss_v3") {
         if let Some(sev) = non_empty(v3, "baseSeverity") {
             return Some(sev.to_owned());
@@ -525,13 +512,9 @@ fn score_severity(s: &Value) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn parse(json: &str) -> Value<'static> {
-        let mut b = json.as_bytes().to_vec();
-        simd_json::to_borrowed_value(&mut b).unwrap().into_static()
-    }
-
     fn try_run(json: &str) -> Result<NormalizedDocument, NormalizeError> {
-        normalize(&parse(json))
+        let mut b = json.as_bytes().to_vec();
+        normalize(simd_json::to_tape(&mut b).unwrap().as_value())
     }
 
     fn run(json: &str) -> NormalizedDocument {
@@ -916,8 +899,8 @@ mod tests {
         // simd-json's own parser before it gets here; that is the parse
         // stage's to bound.)
         let mut b = nested_branches(2_000).into_bytes();
-        let v = simd_json::to_borrowed_value(&mut b).unwrap();
-        assert!(normalize(&v).unwrap_err().0.contains("deeper than"));
+        let v = simd_json::to_tape(&mut b).unwrap();
+        assert!(normalize(v.as_value()).unwrap_err().0.contains("deeper than"));
     }
 
     #[test]
@@ -1024,8 +1007,8 @@ mod tests {
             // Byte truncations: mostly parse errors, which must be all.
             for _ in 0..60 {
                 let mut cut = bytes[..rng.below(bytes.len())].to_vec();
-                if let Ok(v) = simd_json::to_borrowed_value(&mut cut) {
-                    let _ = normalize(&v);
+                if let Ok(v) = simd_json::to_tape(&mut cut) {
+                    let _ = normalize(v.as_value());
                 };
             }
             // Structural truncations and type swaps of valid JSON.
@@ -1036,8 +1019,8 @@ mod tests {
                 let mut m = original.clone();
                 mutate(&mut m, &mut rng, 0);
                 let mut text = serde_json::to_vec(&m).unwrap();
-                let v = simd_json::to_borrowed_value(&mut text).unwrap();
-                if let Err(e) = normalize(&v) {
+                let v = simd_json::to_tape(&mut text).unwrap();
+                if let Err(e) = normalize(v.as_value()) {
                     assert!(!e.0.is_empty(), "{name}");
                 }
             }
@@ -1055,14 +1038,13 @@ mod tests {
         for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let mut bytes = std::fs::read(path).unwrap();
-            let v =
-                simd_json::to_borrowed_value(&mut bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let v = simd_json::to_tape(&mut bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(
-                super::super::Format::detect(&v),
+                super::super::Format::detect(v.as_value()),
                 Some(super::super::Format::Csaf),
                 "{name}"
             );
-            let d = normalize(&v).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let d = normalize(v.as_value()).unwrap_or_else(|e| panic!("{name}: {e}"));
             eprintln!("{name}: {} claims", d.claims.len());
             if let Some((_, n)) = sample_counts.iter().find(|(f, _)| *f == name) {
                 assert_eq!(d.claims.len(), *n, "{name}");
@@ -1080,8 +1062,8 @@ mod tests {
             eprintln!("skipping: {} not found", path.display());
             return;
         };
-        let v = simd_json::to_borrowed_value(&mut bytes).unwrap();
-        let d = normalize(&v).unwrap();
+        let v = simd_json::to_tape(&mut bytes).unwrap();
+        let d = normalize(v.as_value()).unwrap();
         assert_eq!(d.document_id.as_deref(), Some("RHSA-2020:1358"));
         assert!(d
             .claims

@@ -61,43 +61,43 @@
 //!   [`dedupe_claims`], so a later statement about the same vulnerability and
 //!   key replaces an earlier one.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use simd_json::prelude::*;
-use simd_json::BorrowedValue as Value;
 
 use super::{
-    dedupe_claims, non_empty, push_unique, scalar_string, Claim, Justification, NormalizeError,
-    NormalizedDocument, Status, MAX_DEPTH,
+    dedupe_claims, elements, non_empty, push_unique, scalar_str, scalar_string, Claim, FastMap,
+    Justification, NormalizeError, NormalizedDocument, Status, Value, MAX_DEPTH,
 };
 
-/// What a `bom-ref` points at.
+/// What a `bom-ref` points at, borrowed from the document (most
+/// components are never referenced by a vulnerability).
 #[derive(Default)]
-struct Target {
-    purl: Option<String>,
-    cpe: Option<String>,
-    name: Option<String>,
-    version: Option<String>,
+struct Target<'v> {
+    purl: Option<&'v str>,
+    cpe: Option<&'v str>,
+    name: Option<&'v str>,
+    version: Option<Cow<'v, str>>,
 }
 
-type Index<'v> = HashMap<&'v str, Target>;
+type Index<'v> = FastMap<&'v str, Target<'v>>;
 
 /// Normalizes one CycloneDX document.
-pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
+pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
     let document_id = non_empty(doc, "serialNumber").map(str::to_owned);
     let revision = doc.get("version").and_then(scalar_string);
-    let vulnerabilities = match doc.get("vulnerabilities") {
-        None => &[][..],
-        Some(v) if v.is_null() => &[][..],
-        Some(v) => v
-            .as_array()
-            .ok_or_else(|| NormalizeError("CycloneDX vulnerabilities is not an array".into()))?
-            .as_slice(),
-    };
+    let vulnerabilities =
+        match doc.get("vulnerabilities") {
+            None => None,
+            Some(v) if v.is_null() => None,
+            Some(v) => Some(v.as_array().ok_or_else(|| {
+                NormalizeError("CycloneDX vulnerabilities is not an array".into())
+            })?),
+        };
     let mut claims = Vec::new();
-    if !vulnerabilities.is_empty() {
+    if let Some(vulnerabilities) = vulnerabilities.filter(|v| !v.is_empty()) {
         let index = build_index(doc)?;
-        for vuln in vulnerabilities {
+        for vuln in vulnerabilities.iter() {
             add_vulnerability(vuln, &index, &mut claims);
         }
     }
@@ -105,8 +105,8 @@ pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
 }
 
 /// Indexes every `bom-ref` of the document's components and services.
-fn build_index<'v>(doc: &'v Value) -> Result<Index<'v>, NormalizeError> {
-    let mut index = Index::new();
+fn build_index<'v>(doc: Value<'v>) -> Result<Index<'v>, NormalizeError> {
+    let mut index = Index::default();
     if let Some(c) = doc.get("metadata").and_then(|m| m.get("component")) {
         index_node(c, 0, &mut index)?;
     }
@@ -119,7 +119,7 @@ fn build_index<'v>(doc: &'v Value) -> Result<Index<'v>, NormalizeError> {
 }
 
 fn index_node<'v>(
-    node: &'v Value,
+    node: Value<'v>,
     depth: usize,
     index: &mut Index<'v>,
 ) -> Result<(), NormalizeError> {
@@ -131,10 +131,10 @@ fn index_node<'v>(
     }
     if let Some(bom_ref) = non_empty(node, "bom-ref") {
         index.entry(bom_ref).or_insert_with(|| Target {
-            purl: non_empty(node, "purl").map(str::to_owned),
-            cpe: non_empty(node, "cpe").map(str::to_owned),
-            name: non_empty(node, "name").map(str::to_owned),
-            version: node.get("version").and_then(scalar_string).filter(|v| !v.trim().is_empty()),
+            purl: non_empty(node, "purl"),
+            cpe: non_empty(node, "cpe"),
+            name: non_empty(node, "name"),
+            version: node.get("version").and_then(scalar_str).filter(|v| !v.trim().is_empty()),
         });
     }
     for key in ["components", "services"] {
@@ -147,8 +147,8 @@ fn index_node<'v>(
 
 /// The elements of an array field, or nothing when it is absent or not an
 /// array.
-fn array<'v>(v: &'v Value, key: &str) -> &'v [Value<'v>] {
-    v.get_array(key).map(|a| a.as_slice()).unwrap_or(&[])
+fn array<'v>(v: Value<'v>, key: &str) -> impl Iterator<Item = Value<'v>> {
+    elements(v.get(key))
 }
 
 /// `analysis.state` → status. The six CycloneDX states per SPEC; the four
@@ -245,7 +245,7 @@ fn severity_rank(s: &str) -> Option<(u8, &'static str)> {
 }
 
 /// The vulnerability's severity from `ratings[]` (see module docs).
-fn severity(vuln: &Value) -> Option<String> {
+fn severity(vuln: Value<'_>) -> Option<String> {
     let mut best: Option<(u8, &'static str)> = None;
     let mut best_score: Option<(f64, String)> = None;
     let mut other: Option<&str> = None;
@@ -271,9 +271,8 @@ fn severity(vuln: &Value) -> Option<String> {
 }
 
 /// The id and aliases of a vulnerability (see module docs).
-fn identity(vuln: &Value) -> Option<(String, Vec<String>)> {
-    let ref_ids: Vec<&str> =
-        array(vuln, "references").iter().filter_map(|r| non_empty(r, "id")).collect();
+fn identity(vuln: Value<'_>) -> Option<(String, Vec<String>)> {
+    let ref_ids: Vec<&str> = array(vuln, "references").filter_map(|r| non_empty(r, "id")).collect();
     let id = non_empty(vuln, "id").or_else(|| ref_ids.first().copied())?;
     let mut aliases = Vec::new();
     for a in ref_ids.into_iter().filter(|a| *a != id) {
@@ -282,7 +281,7 @@ fn identity(vuln: &Value) -> Option<(String, Vec<String>)> {
     Some((id.to_owned(), aliases))
 }
 
-fn add_vulnerability(vuln: &Value, index: &Index<'_>, out: &mut Vec<Claim>) {
+fn add_vulnerability(vuln: Value<'_>, index: &Index<'_>, out: &mut Vec<Claim>) {
     if !vuln.is_object() {
         return;
     }
@@ -294,11 +293,8 @@ fn add_vulnerability(vuln: &Value, index: &Index<'_>, out: &mut Vec<Claim>) {
     let state_status = state.and_then(map_state);
     let justification_raw = analysis.and_then(|a| non_empty(a, "justification"));
     let justification = justification_raw.and_then(map_justification);
-    let responses: Vec<&str> = analysis
-        .map(|a| array(a, "response"))
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|r| r.as_str().map(str::trim).filter(|r| !r.is_empty()))
+    let responses: Vec<&str> = elements(analysis.and_then(|a| a.get("response")))
+        .filter_map(|r| r.into_string().map(str::trim).filter(|r| !r.is_empty()))
         .collect();
 
     let mut template = Claim::new(id, String::new(), Status::UnderInvestigation);
@@ -391,21 +387,17 @@ fn resolve(raw: &str, index: &Index<'_>, claim: &mut Claim) -> (String, Option<S
         index.get(l).or_else(|| percent_decode(l).and_then(|d| index.get(d.as_str())))
     });
     if let Some(t) = target {
-        if let Some(name) = &t.name {
-            claim.metadata.insert("componentName".into(), name.clone());
+        if let Some(name) = t.name {
+            claim.metadata.insert("componentName".into(), name.to_owned());
         }
         if let Some(version) = &t.version {
-            claim.metadata.insert("componentVersion".into(), version.clone());
+            claim.metadata.insert("componentVersion".into(), version.clone().into_owned());
         }
     }
-    let purl = target
-        .and_then(|t| t.purl.clone())
-        .or_else(|| lookup.filter(|l| l.starts_with("pkg:")).map(str::to_owned));
-    let cpe = target
-        .and_then(|t| t.cpe.clone())
-        .or_else(|| lookup.filter(|l| l.starts_with("cpe:")).map(str::to_owned));
-    let key = purl.clone().or(cpe).unwrap_or_else(|| raw.to_owned());
-    (key, purl)
+    let purl = target.and_then(|t| t.purl).or_else(|| lookup.filter(|l| l.starts_with("pkg:")));
+    let cpe = target.and_then(|t| t.cpe).or_else(|| lookup.filter(|l| l.starts_with("cpe:")));
+    let key = purl.or(cpe).unwrap_or(raw).to_owned();
+    (key, purl.map(str::to_owned))
 }
 
 /// Percent-decodes `s`; `None` when it has no escapes or the result is not
@@ -441,10 +433,10 @@ mod tests {
 
     use super::*;
 
-    fn parse_and<T>(json: &str, f: impl FnOnce(&Value) -> T) -> T {
+    fn parse_and<T>(json: &str, f: impl FnOnce(Value<'_>) -> T) -> T {
         let mut b = json.as_bytes().to_vec();
-        let v = simd_json::to_borrowed_value(&mut b).unwrap();
-        f(&v)
+        let v = simd_json::to_tape(&mut b).unwrap();
+        f(v.as_value())
     }
 
     fn run(json: &str) -> NormalizedDocument {
@@ -774,9 +766,8 @@ mod tests {
         let e = run_err(&nested(MAX_DEPTH + 1));
         assert!(e.0.contains("deeper than"), "{e}");
         // Far deeper: still an error, and normalize itself stays within a
-        // small stack (it never follows more than MAX_DEPTH levels). The
-        // parse and the drop (both recurse once per JSON level in simd-json) run
-        // on a big stack; only normalize runs on the small one.
+        // small stack (it never follows more than MAX_DEPTH levels); only
+        // normalize runs on the small one.
         let deep = nested(2_000);
         let outer = std::thread::Builder::new().stack_size(64 << 20).spawn(move || {
             parse_and(&deep, |v| {
@@ -857,9 +848,8 @@ mod tests {
         for path in json_files(&dir) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let mut bytes = std::fs::read(&path).unwrap();
-            let doc =
-                simd_json::to_borrowed_value(&mut bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let d = normalize(&doc).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let doc = simd_json::to_tape(&mut bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let d = normalize(doc.as_value()).unwrap_or_else(|e| panic!("{name}: {e}"));
             eprintln!("{name}: {} claims", d.claims.len());
             if let Some((_, n)) = expected.iter().find(|(f, _)| f == &name) {
                 assert_eq!(d.claims.len(), *n, "{name}");
@@ -872,8 +862,8 @@ mod tests {
         let Some(dir) = samples_dir() else { return };
         let load = |name: &str| {
             let mut bytes = std::fs::read(dir.join(name)).unwrap();
-            let doc = simd_json::to_borrowed_value(&mut bytes).unwrap();
-            normalize(&doc).unwrap()
+            let doc = simd_json::to_tape(&mut bytes).unwrap();
+            normalize(doc.as_value()).unwrap()
         };
         let d = load("trivy__pkg_vex_testdata_cyclonedx.json");
         let c = find(&d, "CVE-2021-44228", "pkg:maven/org.springframework.boot/spring-boot@2.6.0");
@@ -925,8 +915,8 @@ mod tests {
         for (_, bytes) in corpus() {
             for cut in (0..bytes.len()).step_by(64) {
                 let mut prefix = bytes[..cut].to_vec();
-                if let Ok(doc) = simd_json::to_borrowed_value(&mut prefix) {
-                    let _ = normalize(&doc);
+                if let Ok(doc) = simd_json::to_tape(&mut prefix) {
+                    let _ = normalize(doc.as_value());
                 };
             }
         }
@@ -969,8 +959,10 @@ mod tests {
                     let mut doc = original.clone();
                     *doc.pointer_mut(p).unwrap() = r.clone();
                     let mut text = serde_json::to_vec(&doc).unwrap();
-                    let v = simd_json::to_borrowed_value(&mut text).unwrap();
-                    let result = std::panic::catch_unwind(|| normalize(&v).map(|d| d.claims.len()));
+                    let v = simd_json::to_tape(&mut text).unwrap();
+                    let result = std::panic::catch_unwind(|| {
+                        normalize(v.as_value()).map(|d| d.claims.len())
+                    });
                     assert!(result.is_ok(), "{}: panic with {p} = {r}", path.display());
                 }
             }

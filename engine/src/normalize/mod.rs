@@ -10,12 +10,18 @@ pub mod csaf;
 pub mod cyclonedx;
 pub mod openvex;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
 use simd_json::prelude::*;
-use simd_json::BorrowedValue as Value;
+
+/// A parsed document as the normalizers read it: a view into simd-json's
+/// tape, whose strings borrow the document buffer. Unlike a DOM it builds
+/// no per-object hash map and frees nothing per node; objects are small, so
+/// a linear key lookup costs less than hashing.
+pub type Value<'a> = simd_json::tape::Value<'a, 'a>;
 
 /// The three VEX formats the engine understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -55,7 +61,7 @@ impl Format {
     /// Detects the format from a parsed document: CycloneDX by `bomFormat`,
     /// OpenVEX by an `@context` under `openvex.dev/ns`, CSAF by a `document`
     /// object carrying `category` or `csaf_version`.
-    pub fn detect(doc: &Value) -> Option<Format> {
+    pub fn detect(doc: Value<'_>) -> Option<Format> {
         if doc.get_str("bomFormat").is_some_and(|f| f.eq_ignore_ascii_case("cyclonedx")) {
             return Some(Format::CycloneDx);
         }
@@ -63,9 +69,9 @@ impl Format {
             let is_openvex = |s: &str| s.contains("openvex.dev/ns");
             let hit = match ctx.as_str() {
                 Some(s) => is_openvex(s),
-                None => ctx
-                    .as_array()
-                    .is_some_and(|a| a.iter().filter_map(|v| v.as_str()).any(is_openvex)),
+                None => ctx.as_array().is_some_and(|a| {
+                    a.iter().filter_map(ValueIntoString::into_string).any(is_openvex)
+                }),
             };
             if hit {
                 return Some(Format::OpenVex);
@@ -246,7 +252,7 @@ pub struct NormalizeError(pub String);
 pub const MAX_DEPTH: usize = 64;
 
 /// Normalizes a parsed document of a known format.
-pub fn normalize(format: Format, doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
+pub fn normalize(format: Format, doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
     if !doc.is_object() {
         return Err(NormalizeError("document is not a JSON object".into()));
     }
@@ -259,19 +265,30 @@ pub fn normalize(format: Format, doc: &Value) -> Result<NormalizedDocument, Norm
 
 /// Renders a scalar JSON value (string, number, bool) as a string; `None`
 /// for null, arrays and objects. Versions and revisions come as either.
-pub fn scalar_string(v: &Value) -> Option<String> {
-    if let Some(s) = v.as_str() {
-        return Some(s.to_owned());
+pub fn scalar_string(v: Value<'_>) -> Option<String> {
+    scalar_str(v).map(Cow::into_owned)
+}
+
+/// [`scalar_string`], borrowing a string value from the document.
+pub fn scalar_str(v: Value<'_>) -> Option<Cow<'_, str>> {
+    if let Some(s) = v.into_string() {
+        return Some(Cow::Borrowed(s));
     }
     if v.is_null() || v.is_array() || v.is_object() {
         return None;
     }
-    Some(v.encode())
+    Some(Cow::Owned(v.encode()))
+}
+
+/// The elements of an optional array; nothing when it is absent or not an
+/// array.
+pub fn elements<'a>(v: Option<Value<'a>>) -> impl Iterator<Item = Value<'a>> {
+    v.and_then(|v| v.as_array()).into_iter().flat_map(|a| a.iter())
 }
 
 /// A non-empty string field of an object.
-pub fn non_empty<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get_str(key).map(str::trim).filter(|s| !s.is_empty())
+pub fn non_empty<'a>(v: Value<'a>, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(ValueIntoString::into_string).map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// Pushes `s` onto `list` unless it is already there (keeps first-seen
@@ -325,6 +342,15 @@ const FIRST: usize = 1 << (usize::BITS - 1);
 
 type Xxh3Build = std::hash::BuildHasherDefault<crate::dedupe::Xxh3Hasher>;
 
+/// A hash map for the normalizers' per-document indexes: their keys are
+/// the document's own strings, hashed many times per document, for which
+/// xxh3 is much cheaper than the default SipHash (no DoS concern: a map
+/// lives for one document).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, Xxh3Build>;
+
+/// The set counterpart of [`FastMap`].
+pub(crate) type FastSet<T> = std::collections::HashSet<T, Xxh3Build>;
+
 /// Test helpers shared by the normalizers' unit tests.
 #[cfg(test)]
 pub(crate) mod testutil {
@@ -361,24 +387,23 @@ pub(crate) mod testutil {
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Value<'static> {
-        let mut bytes = s.as_bytes().to_vec();
-        simd_json::to_borrowed_value(&mut bytes).unwrap().into_static()
+    /// `f` of the parsed `json`.
+    fn with_doc<T>(json: &str, f: impl FnOnce(Value<'_>) -> T) -> T {
+        let mut bytes = json.as_bytes().to_vec();
+        f(simd_json::to_tape(&mut bytes).unwrap().as_value())
     }
 
     #[test]
     fn detects_each_format() {
-        assert_eq!(Format::detect(&parse(r#"{"bomFormat":"CycloneDX"}"#)), Some(Format::CycloneDx));
+        let detect = |json| with_doc(json, Format::detect);
+        assert_eq!(detect(r#"{"bomFormat":"CycloneDX"}"#), Some(Format::CycloneDx));
         assert_eq!(
-            Format::detect(&parse(r#"{"@context":"https://openvex.dev/ns/v0.2.0"}"#)),
+            detect(r#"{"@context":"https://openvex.dev/ns/v0.2.0"}"#),
             Some(Format::OpenVex)
         );
-        assert_eq!(
-            Format::detect(&parse(r#"{"document":{"category":"csaf_vex"}}"#)),
-            Some(Format::Csaf)
-        );
-        assert_eq!(Format::detect(&parse("{}")), None);
-        assert_eq!(Format::detect(&parse(r#"{"@context":"https://schema.org"}"#)), None);
+        assert_eq!(detect(r#"{"document":{"category":"csaf_vex"}}"#), Some(Format::Csaf));
+        assert_eq!(detect("{}"), None);
+        assert_eq!(detect(r#"{"@context":"https://schema.org"}"#), None);
     }
 
     #[test]
@@ -414,15 +439,16 @@ mod tests {
                     continue;
                 }
                 let mut bytes = std::fs::read(&path).unwrap();
-                let doc = simd_json::to_borrowed_value(&mut bytes)
+                let tape = simd_json::to_tape(&mut bytes)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let doc = tape.as_value();
                 assert_eq!(
-                    Format::detect(&doc),
+                    Format::detect(doc),
                     Some(format),
                     "{}: detected format",
                     path.display()
                 );
-                let actual = match normalize(format, &doc) {
+                let actual = match normalize(format, doc) {
                     Ok(d) => serde_json::to_value(&d).unwrap(),
                     Err(e) => serde_json::json!({ "error": e.0 }),
                 };
@@ -452,8 +478,9 @@ mod tests {
 
     #[test]
     fn scalar_string_renders_numbers() {
-        assert_eq!(scalar_string(&parse(r#"{"v":1}"#)["v"]), Some("1".into()));
-        assert_eq!(scalar_string(&parse(r#"{"v":"2"}"#)["v"]), Some("2".into()));
-        assert_eq!(scalar_string(&parse(r#"{"v":null}"#)["v"]), None);
+        let v = |json| with_doc(json, |d| scalar_string(d.get("v").unwrap()));
+        assert_eq!(v(r#"{"v":1}"#), Some("1".into()));
+        assert_eq!(v(r#"{"v":"2"}"#), Some("2".into()));
+        assert_eq!(v(r#"{"v":null}"#), None);
     }
 }

@@ -9,15 +9,14 @@
 //! earlier one.
 
 use simd_json::prelude::*;
-use simd_json::BorrowedValue as Value;
 
 use super::{
-    dedupe_claims, non_empty, push_unique, scalar_string, Claim, Justification, NormalizeError,
-    NormalizedDocument, Status, MAX_DEPTH,
+    dedupe_claims, elements, non_empty, push_unique, scalar_string, Claim, Justification,
+    NormalizeError, NormalizedDocument, Status, Value, MAX_DEPTH,
 };
 
 /// Normalizes one OpenVEX document.
-pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
+pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
     let statements = match doc.get("statements") {
         None => return Err(NormalizeError("OpenVEX document has no statements".into())),
         Some(s) => s
@@ -57,8 +56,7 @@ pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
             template.metadata.insert("statusNotes".into(), sn.to_owned());
         }
 
-        let products = st.get_array("products").map(|a| a.as_slice()).unwrap_or(&[]);
-        for product in products {
+        for product in elements(st.get("products")) {
             add_product(product, &template, None, 0, &mut |c| timed.push((time, pos, c)))?;
         }
     }
@@ -75,16 +73,16 @@ pub fn normalize(doc: &Value) -> Result<NormalizedDocument, NormalizeError> {
 
 /// The vulnerability id and aliases of a statement: `"CVE-…"` (legacy) or
 /// `{"name", "@id", "aliases"}`.
-fn vulnerability(st: &Value) -> Option<(String, Vec<String>)> {
+fn vulnerability(st: Value<'_>) -> Option<(String, Vec<String>)> {
     let v = st.get("vulnerability")?;
-    if let Some(s) = v.as_str() {
+    if let Some(s) = v.into_string() {
         let s = s.trim();
         return (!s.is_empty()).then(|| (s.to_owned(), Vec::new()));
     }
     let name = non_empty(v, "name").or_else(|| non_empty(v, "@id"))?;
     let mut aliases = Vec::new();
-    for a in v.get_array("aliases").map(|a| a.as_slice()).unwrap_or(&[]) {
-        if let Some(a) = a.as_str().map(str::trim).filter(|a| !a.is_empty() && *a != name) {
+    for a in elements(v.get("aliases")) {
+        if let Some(a) = a.into_string().map(str::trim).filter(|a| !a.is_empty() && *a != name) {
             push_unique(&mut aliases, a);
         }
     }
@@ -96,8 +94,8 @@ fn vulnerability(st: &Value) -> Option<(String, Vec<String>)> {
 
 /// Key and purl of a product: the purl (from `identifiers.purl` or an `@id`
 /// that is one), else the CPE, else the `@id`.
-fn product_identity(p: &Value) -> Option<(String, Option<String>)> {
-    if let Some(s) = p.as_str() {
+fn product_identity(p: Value<'_>) -> Option<(String, Option<String>)> {
+    if let Some(s) = p.into_string() {
         let s = s.trim();
         if s.is_empty() {
             return None;
@@ -120,7 +118,7 @@ fn product_identity(p: &Value) -> Option<(String, Option<String>)> {
 }
 
 fn add_product(
-    p: &Value,
+    p: Value<'_>,
     template: &Claim,
     parent: Option<&str>,
     depth: usize,
@@ -143,7 +141,7 @@ fn add_product(
         claim.metadata.insert("parentProduct".into(), parent.to_owned());
     }
     emit(claim);
-    for sub in p.get_array("subcomponents").map(|a| a.as_slice()).unwrap_or(&[]) {
+    for sub in elements(p.get("subcomponents")) {
         add_product(sub, template, Some(&key), depth + 1, emit)?;
     }
     Ok(())
@@ -161,8 +159,8 @@ mod tests {
 
     fn run(json: &str) -> NormalizedDocument {
         let mut b = json.as_bytes().to_vec();
-        let v = simd_json::to_borrowed_value(&mut b).unwrap();
-        normalize(&v).unwrap()
+        let v = simd_json::to_tape(&mut b).unwrap();
+        normalize(v.as_value()).unwrap()
     }
 
     #[test]
@@ -212,7 +210,7 @@ mod tests {
     #[test]
     fn missing_statements_is_an_error() {
         let mut b = br#"{"@context":"https://openvex.dev/ns"}"#.to_vec();
-        let v = simd_json::to_borrowed_value(&mut b).unwrap();
-        assert!(normalize(&v).is_err());
+        let v = simd_json::to_tape(&mut b).unwrap();
+        assert!(normalize(v.as_value()).is_err());
     }
 }
