@@ -39,6 +39,11 @@ pub struct SqliteStore {
     statements: String,
     /// Its name as given.
     statements_name: String,
+    /// Copies the WAL into the main file while a run writes (see
+    /// [`Checkpointer`]); started at the first write.
+    checkpointer: Option<Checkpointer>,
+    /// For the checkpointer's own connection.
+    busy_timeout: std::time::Duration,
     /// Look up `epss` for each statement written; off while the table is
     /// empty (decided at `begin_load`), which saves two probes per row.
     enrich_on_write: bool,
@@ -62,6 +67,8 @@ impl SqliteStore {
             path,
             statements: ident(&opts.statements_collection),
             statements_name: opts.statements_collection.clone(),
+            checkpointer: None,
+            busy_timeout: opts.busy_timeout,
             enrich_on_write: true,
         };
         store.configure(opts.busy_timeout).map_err(|e| err(&store.path, "configure", e))?;
@@ -157,9 +164,7 @@ impl SqliteStore {
         // Sorts (the lookup indexes built after a bulk load) on every core.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         self.conn.pragma_update(None, "threads", cores as i64)?;
-        // Fewer, larger checkpoints (64 MiB of 16 KiB pages): a page
-        // written by many batches is copied to the main file once.
-        self.conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_FRAMES)?;
         Ok(())
     }
 
@@ -337,10 +342,102 @@ impl SqliteStore {
     }
 
     /// Runs a WAL checkpoint so everything written is in the main file.
-    pub fn checkpoint(&self) -> Result<()> {
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.stop_checkpointer().map_err(|e| err(&self.path, "checkpoint", e))?;
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| err(&self.path, "checkpoint", e))
+    }
+
+    /// Starts the background checkpointer, unless it runs already. Without
+    /// it (a thread that cannot start) SQLite's own checkpoints stay on.
+    fn start_checkpointer(&mut self) -> rusqlite::Result<()> {
+        if self.checkpointer.is_some() {
+            return Ok(());
+        }
+        let Some(c) = Checkpointer::start(&self.path, self.busy_timeout) else {
+            return Ok(());
+        };
+        let wake = c.wake.clone();
+        // Replaces the automatic checkpoint, which runs in the writer.
+        self.conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames: i32| {
+            if frames >= CHECKPOINT_FRAMES {
+                let _ = wake.try_send(());
+            }
+            Ok(())
+        }))?;
+        self.checkpointer = Some(c);
+        Ok(())
+    }
+
+    /// Stops the background checkpointer (after its current checkpoint) and
+    /// puts SQLite's own back.
+    fn stop_checkpointer(&mut self) -> rusqlite::Result<()> {
+        if let Some(c) = self.checkpointer.take() {
+            // The hook holds a sender: drop it first, or the thread waits on.
+            self.conn
+                .wal_hook(None::<fn(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()>>)?;
+            self.conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_FRAMES)?;
+            c.stop();
+        }
+        Ok(())
+    }
+}
+
+/// WAL frames (16 KiB pages) that trigger a checkpoint: 64 MiB. Fewer,
+/// larger checkpoints copy a page written by many batches once.
+const CHECKPOINT_FRAMES: i32 = 4096;
+
+/// Copies the WAL into the main file on its own thread and connection while
+/// a run writes, so the single writer never stops for it (a twentieth of its
+/// time) and the copy runs on whatever core parsing leaves idle. Its
+/// checkpoints are PASSIVE: they never wait for the writer, and what they
+/// leave is copied by the next one or by the final TRUNCATE checkpoint.
+struct Checkpointer {
+    wake: crossbeam_channel::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path, busy_timeout: std::time::Duration) -> Option<Checkpointer> {
+        let conn = Connection::open(path).and_then(|c| c.busy_timeout(busy_timeout).map(|()| c));
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "No background checkpoints.");
+                return None;
+            }
+        };
+        let (wake, woken) = crossbeam_channel::bounded::<()>(1);
+        let thread =
+            std::thread::Builder::new().name("backfill-checkpoint".into()).spawn(move || {
+                for () in woken {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!(error = %e, "Background checkpoint failed.");
+                    }
+                }
+            });
+        match thread {
+            Ok(thread) => Some(Checkpointer { wake, thread }),
+            Err(e) => {
+                tracing::debug!(error = %e, "No background checkpoints.");
+                None
+            }
+        }
+    }
+
+    fn stop(self) {
+        drop(self.wake);
+        let _ = self.thread.join();
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_checkpointer() {
+            tracing::debug!(error = %e, "Stopping background checkpoints failed.");
+        }
     }
 }
 
@@ -705,6 +802,7 @@ impl Store for SqliteStore {
     }
 
     fn write_documents(&mut self, docs: &[DocumentWrite], ctx: &WriteContext<'_>) -> Result<()> {
+        self.start_checkpointer().map_err(|e| err(&self.path, "start checkpoints", e))?;
         self.write_tx(docs, ctx).map_err(|e| err(&self.path, "write batch", e))
     }
 
@@ -782,6 +880,7 @@ impl Store for SqliteStore {
         checkpoint: Option<&Checkpoint>,
         now: i64,
     ) -> Result<UpsertCounts> {
+        self.start_checkpointer().map_err(|e| err(&self.path, "start checkpoints", e))?;
         self.epss_tx(rows, checkpoint, now).map_err(|e| err(&self.path, "write epss batch", e))
     }
 
