@@ -244,16 +244,8 @@ impl SqliteStore {
                 }
                 claims.extend(doc.claims.iter().map(|c| (id, c)));
             }
-            let mut rest = &claims[..];
-            while !rest.is_empty() {
-                let n = if rest.len() >= STATEMENT_ROWS_PER_INSERT {
-                    STATEMENT_ROWS_PER_INSERT
-                } else {
-                    1
-                };
-                let (part, tail) = rest.split_at(n);
-                rest = tail;
-                let insert = if n == 1 { &mut one } else { &mut many };
+            for part in statement_runs(&claims, STATEMENT_ROWS_PER_INSERT, |_| true) {
+                let insert = if part.len() == 1 { &mut one } else { &mut many };
                 for (i, (id, c)) in part.iter().enumerate() {
                     let at = i * STATEMENT_PARAMS;
                     // Empty lists and maps are stored as NULL (read back as
@@ -297,23 +289,16 @@ impl SqliteStore {
         {
             let mut many = tx.prepare_cached(&epss_upsert_sql(EPSS_ROWS_PER_UPSERT))?;
             let mut one = tx.prepare_cached(&epss_upsert_sql(1))?;
-            let mut rest = &keyed[..];
-            while !rest.is_empty() {
-                // Model version and score date are the same for a whole
-                // file, so they are bound once per statement; rows that
-                // differ (rare) go one by one.
-                fn meta(r: &EpssRow) -> (Option<&str>, Option<&str>) {
-                    (r.model_version.as_deref(), r.score_date.as_deref())
-                }
-                let n = if rest.len() >= EPSS_ROWS_PER_UPSERT
-                    && rest[..EPSS_ROWS_PER_UPSERT].iter().all(|(_, r)| meta(r) == meta(rest[0].1))
-                {
-                    EPSS_ROWS_PER_UPSERT
-                } else {
-                    1
-                };
-                let (part, tail) = rest.split_at(n);
-                rest = tail;
+            // Model version and score date are the same for a whole file,
+            // so they are bound once per statement; rows that differ (rare)
+            // go one by one.
+            fn meta(r: &EpssRow) -> (Option<&str>, Option<&str>) {
+                (r.model_version.as_deref(), r.score_date.as_deref())
+            }
+            let same_meta =
+                |run: &[(i64, &EpssRow)]| run.iter().all(|(_, r)| meta(r) == meta(run[0].1));
+            for part in statement_runs(&keyed, EPSS_ROWS_PER_UPSERT, same_meta) {
+                let n = part.len();
                 let upsert = if n == 1 { &mut one } else { &mut many };
                 for (i, (key, r)) in part.iter().enumerate() {
                     let at = i * EPSS_PARAMS;
@@ -519,6 +504,24 @@ fn layout(conn: &Connection, name: &str) -> rusqlite::Result<(i64, bool, bool)> 
         [name],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
+}
+
+/// Splits `rows` into runs for the many-row statement (`many` rows, where
+/// `fits` accepts them) and single rows for the one-row statement.
+fn statement_runs<T>(
+    mut rows: &[T],
+    many: usize,
+    fits: impl Fn(&[T]) -> bool,
+) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let n = if rows.len() >= many && fits(&rows[..many]) { many } else { 1 };
+        let (run, rest) = rows.split_at(n);
+        rows = rest;
+        Some(run)
+    })
 }
 
 /// Rows per statement `INSERT`, as for `epss` below.
