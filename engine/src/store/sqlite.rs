@@ -345,8 +345,15 @@ impl SqliteStore {
         };
         let wake = c.wake.clone();
         // Replaces the automatic checkpoint, which runs in the writer.
-        self.conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames: i32| {
-            if frames >= CHECKPOINT_FRAMES {
+        self.conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, frames: i32| {
+            if frames >= WAL_LIMIT_FRAMES {
+                // PASSIVE checkpoints cannot restart a WAL the writer keeps
+                // appending to: copy the rest here and start it over, which
+                // keeps the file (and what the kernel must write back) small.
+                if let Err(e) = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::RESTART) {
+                    tracing::debug!(error = %e, "Restarting the WAL failed.");
+                }
+            } else if frames >= CHECKPOINT_FRAMES {
                 let _ = wake.try_send(());
             }
             Ok(())
@@ -372,6 +379,10 @@ impl SqliteStore {
 /// WAL frames (16 KiB pages) that trigger a checkpoint: 64 MiB. Fewer,
 /// larger checkpoints copy a page written by many batches once.
 const CHECKPOINT_FRAMES: i32 = 4096;
+
+/// WAL frames at which the writer itself checkpoints and restarts the WAL:
+/// 256 MiB.
+const WAL_LIMIT_FRAMES: i32 = 4 * CHECKPOINT_FRAMES;
 
 /// Copies the WAL into the main file on its own thread and connection while
 /// a run writes, so the single writer never stops for it (a twentieth of its
