@@ -29,7 +29,10 @@ use crate::parse::{format_instant, format_timestamp, DocumentWrite};
 
 /// The table layout this code reads and writes, kept in `PRAGMA
 /// user_version`. 2: `epss` times as integer microseconds, KEV nullable.
-const LAYOUT_VERSION: i64 = 2;
+/// 3: statements clustered by (doc, vulnerability, product key), with no
+/// rowid, so the spec's unique key is the table itself, not a second copy
+/// of every key in an index.
+const LAYOUT_VERSION: i64 = 3;
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -454,8 +457,10 @@ fn schema_sql(s: &str) -> String {
             run_id TEXT NOT NULL,
             processed_at TEXT NOT NULL
         );
+        -- Clustered by the spec's unique key, led by the ledger id, which
+        -- grows: a bulk load appends, and a document's statements are one
+        -- range (deleted in one step on --force and rollback).
         CREATE TABLE IF NOT EXISTS {s} (
-            id INTEGER PRIMARY KEY,
             doc INTEGER NOT NULL REFERENCES documents (id),
             vulnerability_id TEXT NOT NULL,
             product_key TEXT NOT NULL,
@@ -469,8 +474,8 @@ fn schema_sql(s: &str) -> String {
             kev INTEGER,
             epss TEXT,
             metadata TEXT,
-            UNIQUE (doc, vulnerability_id, product_key)
-        );
+            PRIMARY KEY (doc, vulnerability_id, product_key)
+        ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS epss (
             id INTEGER PRIMARY KEY, -- cve_key(cve): a lossless integer key
             cve TEXT NOT NULL,
