@@ -98,11 +98,11 @@ pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
                 claim.aliases.clone_from(&aliases);
                 claim.purl.clone_from(&target.purl);
                 for (k, val) in &target.metadata {
-                    claim.metadata.insert((*k).to_owned(), val.clone());
+                    claim.metadata.insert(*k, val.clone());
                 }
-                claim.metadata.insert("productStatus".into(), list.to_owned());
+                claim.metadata.insert("productStatus", list.to_owned());
                 if let Some(system) = id_system {
-                    claim.metadata.insert("idSystem".into(), system.to_owned());
+                    claim.metadata.insert("idSystem", system.to_owned());
                 }
                 details.apply(id, &mut claim, doc_severity);
                 claims.push(claim);
@@ -458,7 +458,7 @@ impl<'a> Details<'a> {
             if claim.status == Status::NotAffected {
                 claim.justification = Justification::from_cisa(label);
             }
-            claim.metadata.insert("justification".into(), (*label).to_owned());
+            claim.metadata.insert("justification", (*label).to_owned());
         }
         let mut details = Vec::new();
         for (_, d) in self.threats.iter().filter(|(scope, _)| covers(scope, id)) {
@@ -475,7 +475,7 @@ impl<'a> Details<'a> {
         }
         claim.action = (!actions.is_empty()).then(|| actions.join("\n"));
         if !categories.is_empty() {
-            claim.metadata.insert("remediationCategory".into(), categories.join(","));
+            claim.metadata.insert("remediationCategory", categories.join(","));
         }
         claim.severity = self
             .scores

@@ -313,15 +313,15 @@ fn add_vulnerability(vuln: Value<'_>, index: &Index<'_>, out: &mut Vec<Claim>) {
     template.action = (!action.is_empty()).then(|| action.join("; "));
     template.severity = severity(vuln);
     let meta = &mut template.metadata;
-    meta.insert("state".into(), state.unwrap_or("absent").to_owned());
+    meta.insert("state", state.unwrap_or("absent").to_owned());
     if let Some(j) = justification_raw {
-        meta.insert("justification".into(), j.to_owned());
+        meta.insert("justification", j.to_owned());
     }
     if let Some(r) = response {
-        meta.insert("response".into(), r);
+        meta.insert("response", r);
     }
     if let Some(source) = vuln.get("source").and_then(|s| non_empty(s, "name")) {
-        meta.insert("source".into(), source.to_owned());
+        meta.insert("source", source.to_owned());
     }
 
     let finish = |mut claim: Claim, status: Status| {
@@ -338,7 +338,7 @@ fn add_vulnerability(vuln: Value<'_>, index: &Index<'_>, out: &mut Vec<Claim>) {
         let (key, purl) = resolve(raw_ref, index, &mut base);
         base.product_key = key;
         base.purl = purl;
-        base.metadata.insert("ref".into(), raw_ref.to_owned());
+        base.metadata.insert("ref", raw_ref.to_owned());
 
         let mut any_version = false;
         for entry in array(affect, "versions") {
@@ -359,13 +359,13 @@ fn add_vulnerability(vuln: Value<'_>, index: &Index<'_>, out: &mut Vec<Claim>) {
             let mut claim = base.clone();
             claim.product_key.push_str(&suffix);
             if let Some(v) = version {
-                claim.metadata.insert("version".into(), v.to_owned());
+                claim.metadata.insert("version", v.to_owned());
             }
             if let Some(r) = range {
-                claim.metadata.insert("range".into(), r.to_owned());
+                claim.metadata.insert("range", r.to_owned());
             }
             if let Some(s) = status_raw {
-                claim.metadata.insert("versionStatus".into(), s.to_owned());
+                claim.metadata.insert("versionStatus", s.to_owned());
             }
             out.push(finish(claim, status));
         }
@@ -388,10 +388,10 @@ fn resolve(raw: &str, index: &Index<'_>, claim: &mut Claim) -> (String, Option<S
     });
     if let Some(t) = target {
         if let Some(name) = t.name {
-            claim.metadata.insert("componentName".into(), name.to_owned());
+            claim.metadata.insert("componentName", name.to_owned());
         }
         if let Some(version) = &t.version {
-            claim.metadata.insert("componentVersion".into(), version.clone().into_owned());
+            claim.metadata.insert("componentVersion", version.clone().into_owned());
         }
     }
     let purl = target.and_then(|t| t.purl).or_else(|| lookup.filter(|l| l.starts_with("pkg:")));

@@ -11,10 +11,11 @@ pub mod cyclonedx;
 pub mod openvex;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Index;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use simd_json::prelude::*;
 
 /// A parsed document as the normalizers read it: a view into simd-json's
@@ -202,7 +203,7 @@ pub struct Claim {
     pub severity: Option<String>,
     /// Source values kept verbatim (original justification, platform,
     /// parent product, ...). Sorted keys so output is deterministic.
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
 }
 
 impl Claim {
@@ -222,8 +223,83 @@ impl Claim {
             detail: None,
             action: None,
             severity: None,
-            metadata: BTreeMap::new(),
+            metadata: Metadata::default(),
         }
+    }
+}
+
+/// A claim's source values by name, in key order (so output is
+/// deterministic). A sorted vector rather than a `BTreeMap`: a claim holds
+/// a handful of entries whose names are constants, so this is one
+/// allocation instead of a tree node plus one string per name, on the
+/// hottest path of a replay.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata(Vec<(Cow<'static, str>, String)>);
+
+impl Metadata {
+    /// Sets `key` to `value`, returning the value it replaces.
+    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: String) -> Option<String> {
+        let key = key.into();
+        match self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key.as_ref())) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let i = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        <[_]>::iter(&self.0).map(|(k, v)| (k.as_ref(), v.as_str()))
+    }
+
+    /// The keys in order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> {
+        <[_]>::iter(&self.0).map(|(k, _)| k.as_ref())
+    }
+}
+
+impl Index<&str> for Metadata {
+    type Output = String;
+
+    /// The value of `key`; panics when it has none (as `BTreeMap` does).
+    fn index(&self, key: &str) -> &String {
+        match self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)) {
+            Ok(i) => &self.0[i].1,
+            Err(_) => panic!("no metadata {key:?}"),
+        }
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.iter() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
     }
 }
 
@@ -391,6 +467,21 @@ mod tests {
     fn with_doc<T>(json: &str, f: impl FnOnce(Value<'_>) -> T) -> T {
         let mut bytes = json.as_bytes().to_vec();
         f(simd_json::to_tape(&mut bytes).unwrap().as_value())
+    }
+
+    #[test]
+    fn metadata_keeps_key_order_and_last_value_like_a_sorted_map() {
+        let mut m = Metadata::default();
+        let mut reference = std::collections::BTreeMap::new();
+        for (k, v) in [("ref", "a"), ("state", "b"), ("componentName", "c"), ("ref", "d")] {
+            assert_eq!(m.insert(k, v.to_owned()), reference.insert(k, v.to_owned()));
+        }
+        m.insert(String::from("dynamic"), "e".to_owned());
+        reference.insert("dynamic", "e".to_owned());
+        assert_eq!(serde_json::to_string(&m).unwrap(), serde_json::to_string(&reference).unwrap());
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["componentName", "dynamic", "ref", "state"]);
+        assert_eq!((m.len(), m["ref"].as_str(), m.get("nope")), (4, "d", None));
+        assert!(m.contains_key("state") && !Metadata::default().contains_key("state"));
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
         template.aliases = aliases;
         if let Some(j) = non_empty(st, "justification") {
             template.justification = Justification::from_cisa(j);
-            template.metadata.insert("justification".into(), j.to_owned());
+            template.metadata.insert("justification", j.to_owned());
         }
         template.detail = non_empty(st, "impact_statement")
             .or_else(|| non_empty(st, "status_notes"))
@@ -53,7 +53,7 @@ pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
             .map(str::to_owned);
         template.action = non_empty(st, "action_statement").map(str::to_owned);
         if let Some(sn) = non_empty(st, "status_notes") {
-            template.metadata.insert("statusNotes".into(), sn.to_owned());
+            template.metadata.insert("statusNotes", sn.to_owned());
         }
 
         for product in elements(st.get("products")) {
@@ -138,7 +138,7 @@ fn add_product(
     claim.product_key = key.clone();
     claim.purl = purl;
     if let Some(parent) = parent {
-        claim.metadata.insert("parentProduct".into(), parent.to_owned());
+        claim.metadata.insert("parentProduct", parent.to_owned());
     }
     emit(claim);
     for sub in elements(p.get("subcomponents")) {

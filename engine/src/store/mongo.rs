@@ -1211,7 +1211,7 @@ fn statement_doc(
     (kev, epss): (Bson, Bson),
 ) -> Document {
     let metadata: Document =
-        c.metadata.iter().map(|(k, v)| (k.clone(), Bson::String(v.clone()))).collect();
+        c.metadata.iter().map(|(k, v)| (k.to_owned(), Bson::String(v.to_owned()))).collect();
     doc! {
         "vulnerabilityId": &c.vulnerability_id,
         "aliases": c.aliases.iter().map(|a| Bson::String(a.clone())).collect::<Vec<_>>(),
