@@ -204,6 +204,18 @@ fn decode_content(
             if s.len() / 4 * 3 > limits.max_document_bytes + 3 {
                 return Err(source::too_big(s.len() / 4 * 3, limits));
             }
+            // The SIMD decoder takes well-formed input (with or without
+            // padding) several times faster; whatever it refuses goes to
+            // the `base64` crate, which also names what is wrong.
+            let simd = if s.ends_with(b"=") {
+                base64_simd::STANDARD
+            } else {
+                base64_simd::STANDARD_NO_PAD
+            };
+            if simd.decode_append(&s, out).is_ok() {
+                return Ok(());
+            }
+            out.clear();
             B64.decode_vec(&s, out)
                 .map_err(|e| fail(FailureKind::Json, format!("content is not valid base64: {e}")))
         }
@@ -578,6 +590,40 @@ mod tests {
         assert_eq!(content_bytes(env.content, &limits).unwrap_err().kind, FailureKind::Json);
         let env: Envelope = serde_json::from_str(r#"{"content":12}"#).unwrap();
         assert_eq!(content_bytes(env.content, &limits).unwrap_err().kind, FailureKind::Envelope);
+    }
+
+    #[test]
+    fn base64_is_decoded_as_the_base64_crate_decodes_it() {
+        use base64::Engine as _;
+        let limits = Limits::default();
+        // Lengths 0..64 cover every tail the SIMD decoder handles apart
+        // from its 32-byte blocks, padded and not.
+        for n in 0..64usize {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
+            for text in [
+                base64::engine::general_purpose::STANDARD.encode(&bytes),
+                base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes),
+            ] {
+                let env = format!(r#"{{"content":"{text}"}}"#);
+                let env: Envelope = serde_json::from_str(&env).unwrap();
+                assert_eq!(&*content_bytes(env.content, &limits).unwrap(), &bytes[..], "{text}");
+            }
+        }
+        // Malformed (and escaped) text: the same answer as the `base64` crate,
+        // and a refusal names the reason.
+        for bad in ["e30=e30=", "e3", "e31=", "e30==", "e3 0", r"ZZZ\/", r"ZZZ\\"] {
+            let text = format!(r#""{bad}""#);
+            let line = format!(r#"{{"content":{text}}}"#);
+            let env: Envelope = serde_json::from_str(&line).unwrap();
+            let reference = B64.decode(serde_json::from_str::<String>(&text).unwrap());
+            match content_bytes(env.content, &limits) {
+                Ok(got) => assert_eq!(Ok(got.into_owned()), reference, "{bad}"),
+                Err(e) => {
+                    assert!(reference.is_err(), "{bad}: {e}");
+                    assert!(e.reason.starts_with("content is not valid base64: "), "{bad}: {e}");
+                }
+            }
+        }
     }
 
     #[test]
