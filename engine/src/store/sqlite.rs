@@ -34,6 +34,12 @@ use crate::parse::{format_instant, format_timestamp, DocumentWrite};
 /// of every key in an index.
 const LAYOUT_VERSION: i64 = 3;
 
+/// Page cache, KiB: 160 MiB keeps a run under 512 MiB.
+const CACHE_KIB: i64 = 160 << 10;
+
+/// Page cache while building an index, KiB: the size of each sorted run.
+const SORT_CACHE_KIB: i64 = 16 << 10;
+
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     conn: Connection,
@@ -156,9 +162,7 @@ impl SqliteStore {
         // WAL + NORMAL: a commit survives a process crash; the final
         // checkpoint at the end of a run makes it durable on disk.
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // 160 MiB: the page cache and the index sorter at the end of a bulk
-        // load each take up to this, which keeps a run under 512 MiB.
-        self.conn.pragma_update(None, "cache_size", -163840)?;
+        self.conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         // The bundled SQLite enforces foreign keys by default. Statements
         // only ever get a ledger id from the same transaction, and checking
         // it costs a parent lookup plus a statement journal (a copy of every
@@ -181,10 +185,17 @@ impl SqliteStore {
     }
 
     fn create_lookup_indexes(&self) -> rusqlite::Result<()> {
-        for (name, on) in self.lookup_indexes() {
-            self.conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))?;
-        }
-        Ok(())
+        // The index sorter keeps up to `cache_size` of keys in memory and
+        // sorts them as one linked list, whose merge misses the CPU caches
+        // ever more as it grows: 2.3 s for 2.2M keys at 160 MiB, 1.2 s in
+        // 16 MiB runs (sorted by helper threads while the scan goes on,
+        // then merged).
+        self.conn.pragma_update(None, "cache_size", -SORT_CACHE_KIB)?;
+        let built = self.lookup_indexes().into_iter().try_for_each(|(name, on)| {
+            self.conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))
+        });
+        self.conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        built
     }
 
     fn write_tx(&mut self, docs: &[DocumentWrite], ctx: &WriteContext<'_>) -> rusqlite::Result<()> {
