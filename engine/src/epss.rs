@@ -12,6 +12,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -269,9 +270,9 @@ pub struct CsvLayout {
     /// CVE for a per-CVE time series (from the file name).
     file_cve: Option<CveId>,
     /// From `#model_version:…`.
-    model_version: Option<String>,
+    model_version: Option<Arc<str>>,
     /// From `score_date:…` or the file name, RFC 3339.
-    score_date: Option<String>,
+    score_date: Option<Arc<str>>,
     /// Bytes taken by the comment and header lines.
     pub data_offset: u64,
     /// Lines taken by them.
@@ -329,8 +330,8 @@ impl CsvLayout {
             for part in comment.split(',') {
                 if let Some((k, v)) = part.split_once(':') {
                     match k.trim() {
-                        "model_version" => layout.model_version = Some(v.trim().to_owned()),
-                        "score_date" => layout.score_date = normalize_date(v),
+                        "model_version" => layout.model_version = Some(v.trim().into()),
+                        "score_date" => layout.score_date = normalize_date(v).map(Arc::from),
                         _ => {}
                     }
                 }
@@ -357,7 +358,8 @@ impl CsvLayout {
             layout.score_date = file_name
                 .strip_prefix("epss_scores-")
                 .and_then(|r| r.get(..10))
-                .and_then(normalize_date);
+                .and_then(normalize_date)
+                .map(Arc::from);
         }
         layout.data_offset = pos as u64;
         Ok(layout)
@@ -391,11 +393,13 @@ impl CsvLayout {
         let epss = num("epss", Some(self.epss))?.ok_or("no epss value")?;
         let percentile = num("percentile", self.percentile)?;
         let score_date = match get(self.date) {
-            Some(d) => Some(normalize_date(d).ok_or_else(|| format!("date {d:?} is not a date"))?),
+            Some(d) => Some(
+                normalize_date(d).ok_or_else(|| format!("date {d:?} is not a date"))?.into(),
+            ),
             None => self.score_date.clone(),
         };
         let model_version =
-            get(self.model).map(|m| (*m).to_owned()).or_else(|| self.model_version.clone());
+            get(self.model).map(|m| Arc::from(*m)).or_else(|| self.model_version.clone());
         Ok(EpssRow {
             cve,
             epss_score: epss,
@@ -754,8 +758,15 @@ fn parse_batch(parser: &LineParser, data: &[u8], first_line: u64) -> ParsedBatch
     let parts: Vec<ParsedBatch> = pieces
         .par_iter()
         .map(|&(s, e)| {
-            let mut part =
-                ParsedBatch { rows: Vec::new(), rejected: Vec::new(), lines: 0, lines_spanned: 0 };
+            // Sized for the shortest plausible rows (a FIRST CSV line is
+            // about 30 bytes) so that it never grows: every regrowth of a
+            // large vector copies it into freshly faulted pages.
+            let mut part = ParsedBatch {
+                rows: Vec::with_capacity((e - s) / 24 + 1),
+                rejected: Vec::new(),
+                lines: 0,
+                lines_spanned: 0,
+            };
             let mut pos = s;
             while pos < e {
                 let nl = memchr::memchr(b'\n', &data[pos..e]).map_or(e, |i| pos + i);
@@ -774,8 +785,13 @@ fn parse_batch(parser: &LineParser, data: &[u8], first_line: u64) -> ParsedBatch
             part
         })
         .collect();
-    let mut out =
-        ParsedBatch { rows: Vec::new(), rejected: Vec::new(), lines: 0, lines_spanned: 0 };
+    let rows = parts.iter().map(|p| p.rows.len()).sum();
+    let mut out = ParsedBatch {
+        rows: Vec::with_capacity(rows),
+        rejected: Vec::new(),
+        lines: 0,
+        lines_spanned: 0,
+    };
     for p in parts {
         let base = first_line + out.lines_spanned;
         out.rows.extend(p.rows);

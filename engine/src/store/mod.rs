@@ -115,10 +115,11 @@ pub struct EpssRow {
     pub percentile: Option<f64>,
     /// Listed in CISA KEV. `None` (FIRST CSV rows) keeps the stored value.
     pub is_known_exploit: Option<bool>,
-    /// EPSS model version (`v2026.06.15`), when the export says.
-    pub model_version: Option<String>,
-    /// Score date (RFC 3339), when the export says.
-    pub score_date: Option<String>,
+    /// EPSS model version (`v2026.06.15`), when the export says. Shared:
+    /// a file usually gives one for all its rows.
+    pub model_version: Option<std::sync::Arc<str>>,
+    /// Score date (RFC 3339), when the export says. Shared, like the model.
+    pub score_date: Option<std::sync::Arc<str>>,
 }
 
 /// Where an EPSS source was last durably ingested up to.

@@ -1389,10 +1389,10 @@ fn epss_set(row: &EpssRow, now: &str) -> Document {
         set.insert("isKnownExploit", k);
     }
     if let Some(m) = &row.model_version {
-        set.insert("modelVersion", m.as_str());
+        set.insert("modelVersion", &**m);
     }
     if let Some(d) = &row.score_date {
-        set.insert("scoreDate", d.as_str());
+        set.insert("scoreDate", &**d);
     }
     set
 }

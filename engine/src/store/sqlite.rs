@@ -812,8 +812,12 @@ impl Store for SqliteStore {
     }
 
     fn end_load(&mut self) -> Result<()> {
+        let started = std::time::Instant::now();
         self.create_lookup_indexes().map_err(|e| err(&self.path, "build indexes", e))?;
-        self.checkpoint()
+        let built = started.elapsed();
+        self.checkpoint()?;
+        tracing::debug!(?built, total = ?started.elapsed(), "Lookup indexes built, WAL checkpointed.");
+        Ok(())
     }
 
     fn known_digests(&mut self, digests: &[Digest]) -> Result<HashSet<Digest>> {
