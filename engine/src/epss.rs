@@ -393,9 +393,9 @@ impl CsvLayout {
         let epss = num("epss", Some(self.epss))?.ok_or("no epss value")?;
         let percentile = num("percentile", self.percentile)?;
         let score_date = match get(self.date) {
-            Some(d) => Some(
-                normalize_date(d).ok_or_else(|| format!("date {d:?} is not a date"))?.into(),
-            ),
+            Some(d) => {
+                Some(normalize_date(d).ok_or_else(|| format!("date {d:?} is not a date"))?.into())
+            }
             None => self.score_date.clone(),
         };
         let model_version =
