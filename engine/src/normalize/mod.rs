@@ -251,6 +251,10 @@ impl Metadata {
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
+        self.find(key).map(String::as_str)
+    }
+
+    fn find(&self, key: &str) -> Option<&String> {
         let i = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
         Some(&self.0[i].1)
     }
@@ -286,10 +290,7 @@ impl Index<&str> for Metadata {
 
     /// The value of `key`; panics when it has none (as `BTreeMap` does).
     fn index(&self, key: &str) -> &String {
-        match self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)) {
-            Ok(i) => &self.0[i].1,
-            Err(_) => panic!("no metadata {key:?}"),
-        }
+        self.find(key).unwrap_or_else(|| panic!("no metadata {key:?}"))
     }
 }
 

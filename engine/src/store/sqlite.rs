@@ -223,8 +223,6 @@ impl SqliteStore {
         {
             let s = &self.statements;
             let mut delete = tx.prepare_cached(&format!("DELETE FROM {s} WHERE doc = ?1"))?;
-            // kev/epss come from the epss table at write time, so statements
-            // are enriched when EPSS was synced first.
             // A new document (the usual case) takes the plain insert, which
             // cannot abort and so needs no statement journal (a copy of the
             // ledger pages it touches); a known one (`--force`, or another
