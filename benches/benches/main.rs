@@ -5,8 +5,18 @@
 
 use criterion::criterion_main;
 
+mod dedupe;
+mod json;
 mod normalize;
 mod pipeline;
 mod scan;
+mod store;
 
-criterion_main!(scan::benches, normalize::benches, pipeline::benches);
+criterion_main!(
+    scan::benches,
+    json::benches,
+    normalize::benches,
+    dedupe::benches,
+    store::benches,
+    pipeline::benches
+);
