@@ -7,10 +7,8 @@ use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
 fn json(c: &mut Criterion) {
     let mut g = c.benchmark_group("simd_json::to_tape");
     for format in [Format::OpenVex, Format::Csaf, Format::CycloneDx] {
-        let a = backfill_benches::archive(&[format], 300, 0.0, 0.0);
-        let docs = backfill_benches::documents(&a);
-        let bytes: usize = docs.iter().map(Vec::len).sum();
-        g.throughput(Throughput::Bytes(bytes as u64));
+        let (docs, bytes) = backfill_benches::format_documents(format, 300);
+        g.throughput(Throughput::Bytes(bytes));
         g.bench_with_input(BenchmarkId::new("format", format), &docs, |b, docs| {
             // simd-json parses in place: each iteration gets fresh copies.
             b.iter_batched_ref(

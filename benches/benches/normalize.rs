@@ -6,10 +6,8 @@ use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 fn normalize(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine::parse::parse_document");
     for format in [Format::OpenVex, Format::Csaf, Format::CycloneDx] {
-        let a = backfill_benches::archive(&[format], 300, 0.0, 0.0);
-        let docs = backfill_benches::documents(&a);
-        let bytes: usize = docs.iter().map(Vec::len).sum();
-        g.throughput(Throughput::Bytes(bytes as u64));
+        let (docs, bytes) = backfill_benches::format_documents(format, 300);
+        g.throughput(Throughput::Bytes(bytes));
         g.bench_with_input(BenchmarkId::new("format", format), &docs, |b, docs| {
             let mut scratch = Scratch::default();
             b.iter(|| {

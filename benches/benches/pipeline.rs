@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use backfill_engine::{
     evaluate, order_entries, run_statements, Archives, Format, NoProgress, RunInfo, Scratch,
-    SqliteStore, StatementsConfig, StoreOptions,
+    StatementsConfig,
 };
 use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
 use rayon::prelude::*;
@@ -57,12 +57,7 @@ fn end_to_end(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(a.bytes));
     g.bench_function(BenchmarkId::new("sqlite", "mixed"), |b| {
         b.iter_batched(
-            || {
-                let dir = tempfile::tempdir().unwrap();
-                let store =
-                    SqliteStore::open(dir.path().join("b.db"), &StoreOptions::default()).unwrap();
-                (dir, store)
-            },
+            backfill_benches::new_store,
             |(_dir, mut store)| {
                 let cfg = StatementsConfig { archives: vec![a.path.clone()], ..Default::default() };
                 let run =

@@ -5,16 +5,9 @@
 use std::sync::Arc;
 
 use backfill_engine::{
-    parse_document, CveId, Digest, DocumentWrite, EpssRow, Format, Scratch, SqliteStore, Store,
-    StoreOptions, WriteContext,
+    parse_document, CveId, Digest, DocumentWrite, EpssRow, Format, Scratch, Store, WriteContext,
 };
 use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
-
-fn new_store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("b.db"), &StoreOptions::default()).unwrap();
-    (dir, store)
-}
 
 fn statements(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine::store::sqlite::write_documents");
@@ -47,7 +40,7 @@ fn statements(c: &mut Criterion) {
     g.throughput(Throughput::Elements(statements as u64));
     g.bench_function(BenchmarkId::new("mixed", format!("{statements} statements")), |b| {
         b.iter_batched(
-            new_store,
+            backfill_benches::new_store,
             |(_dir, mut store)| {
                 store.begin_load().unwrap();
                 let ctx = WriteContext {
@@ -84,7 +77,7 @@ fn epss(c: &mut Criterion) {
     g.throughput(Throughput::Elements(rows.len() as u64));
     g.bench_function(BenchmarkId::new("sorted", "100000 rows"), |b| {
         b.iter_batched(
-            new_store,
+            backfill_benches::new_store,
             |(_dir, mut store)| {
                 for batch in rows.chunks(50_000) {
                     store.write_epss(batch, None, 0).unwrap();

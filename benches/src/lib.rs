@@ -36,6 +36,22 @@ pub fn archive(formats: &[Format], count: u64, dup_ratio: f64, bad_ratio: f64) -
     Archive { _dir: dir, path, bytes: report.bytes, lines: report.lines }
 }
 
+/// The decoded documents of a `count`-document archive of one format, and
+/// their total size in bytes.
+pub fn format_documents(format: Format, count: u64) -> (Vec<Vec<u8>>, u64) {
+    let docs = documents(&archive(&[format], count, 0.0, 0.0));
+    let bytes = docs.iter().map(|d| d.len() as u64).sum();
+    (docs, bytes)
+}
+
+/// A new SQLite store in a temporary directory (deleted with it).
+pub fn new_store() -> (tempfile::TempDir, backfill_engine::SqliteStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = backfill_engine::SqliteStore::open(dir.path().join("b.db"), &Default::default())
+        .expect("open store");
+    (dir, store)
+}
+
 /// Every document of an archive, decoded: (bytes, format) pairs.
 pub fn documents(a: &Archive) -> Vec<Vec<u8>> {
     let archives = backfill_engine::Archives::open(
