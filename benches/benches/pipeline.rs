@@ -48,12 +48,7 @@ fn parse_normalize(c: &mut Criterion) {
 fn end_to_end(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine::pipeline::run_statements");
     g.sample_size(10);
-    let a = backfill_benches::archive(
-        &[Format::Csaf, Format::CycloneDx, Format::OpenVex],
-        1_000,
-        0.0,
-        0.0,
-    );
+    let a = backfill_benches::mixed_archive(1_000);
     g.throughput(Throughput::Bytes(a.bytes));
     g.bench_function(BenchmarkId::new("sqlite", "mixed"), |b| {
         b.iter_batched(

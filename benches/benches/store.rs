@@ -5,19 +5,14 @@
 use std::sync::Arc;
 
 use backfill_engine::{
-    parse_document, CveId, Digest, DocumentWrite, EpssRow, Format, Scratch, Store, WriteContext,
+    parse_document, CveId, Digest, DocumentWrite, EpssRow, Scratch, Store, WriteContext,
 };
 use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
 
 fn statements(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine::store::sqlite::write_documents");
     g.sample_size(10);
-    let a = backfill_benches::archive(
-        &[Format::Csaf, Format::CycloneDx, Format::OpenVex],
-        1_000,
-        0.0,
-        0.0,
-    );
+    let a = backfill_benches::mixed_archive(1_000);
     let mut scratch = Scratch::default();
     let docs: Vec<DocumentWrite> = backfill_benches::documents(&a)
         .iter()

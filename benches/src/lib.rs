@@ -36,6 +36,11 @@ pub fn archive(formats: &[Format], count: u64, dup_ratio: f64, bad_ratio: f64) -
     Archive { _dir: dir, path, bytes: report.bytes, lines: report.lines }
 }
 
+/// An archive of `count` documents of all three formats.
+pub fn mixed_archive(count: u64) -> Archive {
+    archive(&[Format::Csaf, Format::CycloneDx, Format::OpenVex], count, 0.0, 0.0)
+}
+
 /// The decoded documents of a `count`-document archive of one format, and
 /// their total size in bytes.
 pub fn format_documents(format: Format, count: u64) -> (Vec<Vec<u8>>, u64) {
