@@ -57,7 +57,7 @@ pub fn new_store() -> (tempfile::TempDir, backfill_engine::SqliteStore) {
     (dir, store)
 }
 
-/// Every document of an archive, decoded: (bytes, format) pairs.
+/// The content bytes of every well-formed document of an archive, decoded.
 pub fn documents(a: &Archive) -> Vec<Vec<u8>> {
     let archives = backfill_engine::Archives::open(
         std::slice::from_ref(&a.path),

@@ -212,10 +212,14 @@ impl SqliteStore {
         if self.inserts.as_ref().is_none_or(|i| i.enrich != enrich) {
             self.inserts = None;
             let sql = |rows: usize| statement_insert_sql(&self.statements, rows, enrich);
-            self.inserts = Some(StatementInserts {
-                enrich,
-                many: StaticStatement::prepare(&self.conn, &sql(STATEMENT_ROWS_PER_INSERT))?,
-                one: StaticStatement::prepare(&self.conn, &sql(1))?,
+            // SAFETY: `inserts` is declared before `conn`, so it is dropped
+            // (and its statements finalized) before the connection closes.
+            self.inserts = Some(unsafe {
+                StatementInserts {
+                    enrich,
+                    many: StaticStatement::prepare(&self.conn, &sql(STATEMENT_ROWS_PER_INSERT))?,
+                    one: StaticStatement::prepare(&self.conn, &sql(1))?,
+                }
             });
         }
         let inserts = self.inserts.as_mut().expect("prepared above");
@@ -249,7 +253,7 @@ impl SqliteStore {
             let inserted_at = format_timestamp(ctx.inserted_at);
             // Ledger rows first (their ids key the statements), then every
             // statement of the batch, many rows per INSERT.
-            let mut claims: Vec<(i64, &Claim)> = Vec::new();
+            let mut rows: Vec<StatementRow<'_>> = Vec::new();
             for doc in docs {
                 let values = params![
                     doc.digest.to_string(),
@@ -271,27 +275,24 @@ impl SqliteStore {
                 if ctx.force {
                     delete.execute([id])?;
                 }
-                claims.extend(doc.claims.iter().map(|c| (id, c)));
-            }
-            // Empty lists and maps are stored as NULL (read back as [] and
-            // {}): most statements have none.
-            let encoded: Vec<(Option<String>, Option<String>)> = claims
-                .iter()
-                .map(|(_, c)| {
-                    (
-                        (!c.aliases.is_empty())
+                rows.extend(doc.claims.iter().map(|c| {
+                    StatementRow {
+                        doc: id,
+                        claim: c,
+                        // Empty lists and maps are stored as NULL (read back as
+                        // [] and {}): most statements have none.
+                        aliases: (!c.aliases.is_empty())
                             .then(|| serde_json::to_string(&c.aliases).unwrap_or_default()),
-                        (!c.metadata.is_empty())
+                        metadata: (!c.metadata.is_empty())
                             .then(|| serde_json::to_string(&c.metadata).unwrap_or_default()),
-                    )
-                })
-                .collect();
+                    }
+                }));
+            }
             let mut binds: Vec<Bind<'_>> =
                 Vec::with_capacity(STATEMENT_ROWS_PER_INSERT * STATEMENT_PARAMS);
-            let mut at = 0;
-            for part in statement_runs(&claims, STATEMENT_ROWS_PER_INSERT, |_| true) {
+            for part in statement_runs(&rows, STATEMENT_ROWS_PER_INSERT, |_| true) {
                 binds.clear();
-                for ((id, c), (aliases, metadata)) in part.iter().zip(&encoded[at..]) {
+                for StatementRow { doc: id, claim: c, aliases, metadata } in part {
                     binds.extend([
                         Bind::Int(*id),
                         Bind::Text(&c.vulnerability_id),
@@ -306,7 +307,6 @@ impl SqliteStore {
                         metadata.as_deref().into(),
                     ]);
                 }
-                at += part.len();
                 let insert = if part.len() == 1 { &mut inserts.one } else { &mut inserts.many };
                 insert.execute(&binds)?;
             }
@@ -482,6 +482,15 @@ impl Drop for SqliteStore {
     }
 }
 
+/// One row of [`statement_insert_sql`]: a claim, its ledger id, and its
+/// aliases and metadata as JSON text (`None` when empty).
+struct StatementRow<'a> {
+    doc: i64,
+    claim: &'a Claim,
+    aliases: Option<String>,
+    metadata: Option<String>,
+}
+
 /// The two statement inserts of [`statement_insert_sql`] (many rows, one
 /// row), prepared once per connection and kind.
 struct StatementInserts {
@@ -521,9 +530,13 @@ struct StaticStatement {
 unsafe impl Send for StaticStatement {}
 
 impl StaticStatement {
-    /// Prepares `sql` on `conn`, which must outlive the statement (the
-    /// store declares its statements before its connection).
-    fn prepare(conn: &Connection, sql: &str) -> rusqlite::Result<StaticStatement> {
+    /// Prepares `sql` on `conn`.
+    ///
+    /// # Safety
+    ///
+    /// `conn` must stay open until the statement is dropped: the statement
+    /// keeps its raw handle.
+    unsafe fn prepare(conn: &Connection, sql: &str) -> rusqlite::Result<StaticStatement> {
         use rusqlite::ffi;
         let len = std::ffi::c_int::try_from(sql.len()).map_err(|_| {
             rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_TOOBIG), None)
@@ -1230,9 +1243,11 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c TEXT NOT NULL)")
             .unwrap();
-        let mut insert =
+        // SAFETY (here and below): `conn` outlives the statements.
+        let mut insert = unsafe {
             StaticStatement::prepare(&conn, "INSERT INTO t VALUES (?1, ?2, ?3), (?4, ?5, ?6)")
-                .unwrap();
+        }
+        .unwrap();
         for round in 0..3i64 {
             // Values that are freed right after `execute`: SQLite must have
             // copied what it stored.
@@ -1282,7 +1297,9 @@ mod tests {
             .unwrap();
         let n: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 8);
-        let bad = StaticStatement::prepare(&conn, "INSERT INTO nowhere VALUES (1)").err().unwrap();
+        let bad = unsafe { StaticStatement::prepare(&conn, "INSERT INTO nowhere VALUES (1)") }
+            .err()
+            .unwrap();
         assert!(bad.to_string().contains("no such table: nowhere"), "{bad}");
     }
 
