@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use backfill_engine::{
-    parse_document, CveId, Digest, DocumentWrite, EpssRow, Scratch, Store, WriteContext,
+    parse_document, CveId, Digest, DocumentWrite, EpssRow, EpssSink, Scratch, StatementSink,
+    WriteContext,
 };
 use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
 
@@ -28,6 +29,8 @@ fn statements(c: &mut Criterion) {
                 document_id: n.document_id,
                 revision: n.revision,
                 claims: n.claims,
+                dropped: n.dropped,
+                notes: n.notes,
             })
         })
         .collect();
@@ -43,6 +46,7 @@ fn statements(c: &mut Criterion) {
                     inserted_at: 0,
                     force: false,
                     checkpoint: None,
+                    run: None,
                 };
                 for batch in docs.chunks(100) {
                     store.write_documents(batch, &ctx).unwrap();
@@ -77,7 +81,7 @@ fn epss(c: &mut Criterion) {
                 for batch in rows.chunks(50_000) {
                     store.write_epss(batch, None, 0).unwrap();
                 }
-                store.checkpoint().unwrap();
+                store.flush_wal().unwrap();
             },
             BatchSize::PerIteration,
         )

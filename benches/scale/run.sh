@@ -3,14 +3,14 @@
 # our tool and the alternatives on the same generated files.
 #   benches/scale/run.sh [WORKDIR]   (default /tmp/backfill-bench; ~15 GB free disk)
 #   ONLY=limits|epss|raw benches/scale/run.sh   runs one section (RUNS=N: runs each)
-# Needs: a release build (built here), hyperfine (apt), python3 venv with duckdb.
+# Needs: a dist build (fat LTO, built here), hyperfine (apt), python3 venv with duckdb.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-/tmp/backfill-bench}
 mkdir -p "$W"
 RUNS=${RUNS:-5}     # our commands; the slow alternatives run 3 times
-cargo build --release -p backfill --locked
-B=$PWD/target/release/backfill
+cargo build --profile dist -p backfill --locked
+B=$PWD/target/dist/backfill
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
 if [ ! -x "$W/venv/bin/python" ]; then
     python3 -m venv "$W/venv"

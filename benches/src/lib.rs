@@ -71,7 +71,8 @@ pub fn documents(a: &Archive) -> Vec<Vec<u8>> {
         .iter()
         .filter(|e| e.failure.is_none())
         .map(|e| {
-            let env = backfill_engine::read_envelope(archives.slice(e)).expect("envelope");
+            let raw = archives.read(e).expect("bytes");
+            let env = backfill_engine::read_envelope(&raw).expect("envelope");
             backfill_engine::content_bytes(env.content, &limits).expect("content").into_owned()
         })
         .collect()

@@ -8,7 +8,7 @@ mod progress;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 
@@ -17,6 +17,18 @@ use crate::args::GlobalArgs;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Ends `--help`: the quick start, and where to go next.
+const EXAMPLES: &str = "\
+Examples:
+  # The bundled sample into ./backfill.db, then what is in it
+  backfill statements --archive testdata/raw
+  backfill stats
+
+  # EPSS scores, then onto the statements
+  backfill epss --csv epss_scores-current.csv.gz && backfill enrich
+
+  backfill COMMAND --help shows each command's options and examples.";
+
 /// Data-parallel batch engine for vulnerability intelligence.
 ///
 /// Replays raw VEX documents (CSAF, CycloneDX, OpenVEX) into normalized
@@ -24,6 +36,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// (default ./backfill.db) or MongoDB (--store mongodb://...).
 #[derive(Parser, Debug)]
 #[command(name = "backfill", version, rename_all = "kebab-case", propagate_version = true)]
+#[command(after_help = EXAMPLES)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -59,9 +72,16 @@ enum Command {
     /// Post-run verification: statements by provider, status and format; epss rows;
     /// checkpoints; runs.
     Stats(cmd::stats::Args),
+    /// List the checkpoints of statements and EPSS runs, or reset one source's so the
+    /// next run over it starts over.
+    Checkpoints(cmd::checkpoints::Args),
     /// Print a whole collection (statements or the documents ledger) as JSON
     /// lines in key order.
     Export(cmd::export::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(cmd::completions::Args),
+    /// Print the manual page (roff): `backfill man | man -l -`.
+    Man(cmd::man::Args),
 }
 
 impl Command {
@@ -76,14 +96,17 @@ impl Command {
             Command::Gen(a) => cmd::gen::run(a, global),
             Command::Rollback(a) => cmd::rollback::run(a, global),
             Command::Stats(a) => cmd::stats::run(a, global),
+            Command::Checkpoints(a) => cmd::checkpoints::run(a, global),
+            Command::Completions(a) => cmd::completions::run(a, Cli::command()),
+            Command::Man(a) => cmd::man::run(a, Cli::command()),
         }
     }
 }
 
 fn main() -> ExitCode {
     // clap exits with 2 on a usage error and 0 for --help/--version.
-    let cli = Cli::parse();
-    logger::init(cli.global.verbose, cli.global.quiet);
+    let cli = Cli::try_parse().unwrap_or_else(|e| args::name_env_source(e, &Cli::command()).exit());
+    logger::init(cli.global.verbose, cli.global.quiet, cli.global.log_format);
     match cli.command.run(&cli.global) {
         Ok(code) => code,
         Err(err) => {
@@ -94,8 +117,8 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("backfill: error: {err:#}");
-            ExitCode::from(1)
+            logger::error(format_args!("{err:#}"));
+            ExitCode::from(if args::is_usage(&err) { 2 } else { 1 })
         }
     }
 }

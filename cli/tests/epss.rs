@@ -8,40 +8,59 @@ use serde_json::Value as Json;
 
 use crate::util::{json_lines, samples, Workdir};
 
-/// Parsed `Sync completed: …` line.
+/// Parsed `Sync completed: …` line (with no failed files).
 #[derive(Debug, PartialEq, Eq)]
-struct Sync {
-    files: u64,
-    rows: u64,
-    upserted: u64,
-    unchanged: u64,
-    rejected: u64,
+pub struct Sync {
+    pub files: u64,
+    pub rows: u64,
+    pub upserted: u64,
+    pub unchanged: u64,
+    pub superseded: u64,
+    pub rejected: u64,
 }
 
-fn sync(wd: &Workdir, args: &[&str]) -> Sync {
+impl Sync {
+    /// Parses the last line of `stdout`, which must be exactly the summary
+    /// and add up.
+    pub fn parse(stdout: &[u8]) -> Sync {
+        let stdout = String::from_utf8_lossy(stdout);
+        let last = stdout.lines().last().unwrap_or_default().to_owned();
+        let n: Vec<u64> = last
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert!(n.len() >= 6, "summary line: {last}");
+        let s = Sync {
+            files: n[0],
+            rows: n[1],
+            upserted: n[2],
+            unchanged: n[3],
+            superseded: n[4],
+            rejected: n[5],
+        };
+        assert_eq!(last, s.line());
+        assert_eq!(s.rows, s.upserted + s.unchanged + s.superseded + s.rejected, "{last}");
+        s
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "Sync completed: files {}, rows {}, upserted {}, unchanged {}, superseded {}, rejected {}.",
+            self.files, self.rows, self.upserted, self.unchanged, self.superseded, self.rejected
+        )
+    }
+}
+
+/// `backfill epss ARGS`, which must exit 0, and its summary.
+pub fn sync(wd: &Workdir, args: &[&str]) -> Sync {
     let mut all = vec!["epss"];
     all.extend_from_slice(args);
-    let out = wd.run(&all);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default().to_owned();
-    let n: Vec<u64> = last
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    let s = Sync { files: n[0], rows: n[1], upserted: n[2], unchanged: n[3], rejected: n[4] };
-    assert_eq!(
-        last,
-        format!(
-            "Sync completed: files {}, rows {}, upserted {}, unchanged {}, rejected {}.",
-            s.files, s.rows, s.upserted, s.unchanged, s.rejected
-        )
-    );
-    s
+    Sync::parse(&wd.run(&all).stdout)
 }
 
 /// The epss collection as cve → (score, percentile, kev, model, date).
-fn values(wd: &Workdir) -> BTreeMap<String, Json> {
+pub fn values(wd: &Workdir) -> BTreeMap<String, Json> {
     wd.export_raw("epss")
         .into_iter()
         .map(|mut v| {
@@ -110,7 +129,7 @@ fn gitlab_sample_with_bad_lines_counts_exactly() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         stdout.trim(),
-        "Sync completed: files 1, rows 9, upserted 5, unchanged 0, rejected 4."
+        "Sync completed: files 1, rows 9, upserted 5, unchanged 0, superseded 0, rejected 4."
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     for (line, why) in [
@@ -138,7 +157,10 @@ fn first_csv_head_keeps_percentile_model_and_date() {
     let csv = samples.join("epss/lodestone__epss_scores-current_2026-09-29_head100.csv");
     // 103 lines: the #model_version comment, the header, 101 rows.
     let s = sync(&wd, &["--csv", csv.to_str().unwrap()]);
-    assert_eq!(s, Sync { files: 1, rows: 101, upserted: 101, unchanged: 0, rejected: 0 });
+    assert_eq!(
+        s,
+        Sync { files: 1, rows: 101, upserted: 101, unchanged: 0, superseded: 0, rejected: 0 }
+    );
     let v = values(&wd);
     assert_eq!(v.len(), 101);
     let first = &v["CVE-1999-0001"];
@@ -152,7 +174,10 @@ fn first_csv_head_keeps_percentile_model_and_date() {
     // A per-CVE time series: 24 daily rows of one CVE, the last one wins.
     let series = samples.join("epss/giterlizzi__CVE-2021-0001.epss_excerpt.csv");
     let s = sync(&wd, &["--csv", series.to_str().unwrap()]);
-    assert_eq!(s, Sync { files: 1, rows: 24, upserted: 1, unchanged: 0, rejected: 0 });
+    assert_eq!(
+        s,
+        Sync { files: 1, rows: 24, upserted: 1, unchanged: 0, superseded: 23, rejected: 0 }
+    );
     let v = values(&wd);
     assert_eq!(v["CVE-2021-0001"]["epssScore"], 0.00885);
     assert_eq!(v["CVE-2021-0001"]["percentile"], 0.25679);
@@ -183,7 +208,7 @@ fn bucket_resumes_reads_nothing_twice_and_takes_new_sequences() {
 
     assert_eq!(
         sync(&wd, &["--bucket", b]),
-        Sync { files: 0, rows: 0, upserted: 0, unchanged: 0, rejected: 0 }
+        Sync { files: 0, rows: 0, upserted: 0, unchanged: 0, superseded: 0, rejected: 0 }
     );
 
     // A new sequence arrives (later name): only it is read. Its rows are a
@@ -208,7 +233,7 @@ fn bucket_resumes_reads_nothing_twice_and_takes_new_sequences() {
 }
 
 /// SIGTERM, unless the process has already exited.
-fn kill_term(child: &mut std::process::Child) {
+pub fn kill_term(child: &mut std::process::Child) {
     if child.try_wait().unwrap().is_none() {
         // It may still exit between the check and the signal; that is fine.
         let _ =
@@ -229,7 +254,7 @@ fn sigterm_mid_sync_then_rerun_equals_one_uninterrupted_run() {
     let b = wd.path("bucket");
     let mut stopped_runs = 0;
     for delay_ms in [0u64, 60, 150, 300, 500] {
-        let before = json_lines(&wd.run(&["runs", "--json"]).stdout).len();
+        let before = wd.runs().len();
         let mut child = wd
             .command(&["epss", "--bucket", b.to_str().unwrap(), "--batch-size", "500"])
             .stdout(std::process::Stdio::piped())
@@ -301,7 +326,10 @@ fn updated_at_moves_only_when_a_value_changes() {
         "{\"cve_id\":\"CVE-2020-0001\",\"epss_score\":0.1}\n{\"cve_id\":\"CVE-2020-0002\",\"epss_score\":0.9}\n{\"cve_id\":\"CVE-2020-0002\",\"epss_score\":0.3,\"is_known_exploit\":true}\n",
     );
     let s = sync(&wd, &["--bucket", b]);
-    assert_eq!(s, Sync { files: 1, rows: 3, upserted: 1, unchanged: 1, rejected: 0 });
+    assert_eq!(
+        s,
+        Sync { files: 1, rows: 3, upserted: 1, unchanged: 1, superseded: 1, rejected: 0 }
+    );
     let after: BTreeMap<String, Json> = wd
         .export_raw("epss")
         .into_iter()
@@ -322,7 +350,10 @@ fn gzip_csv_and_decompression_limit() {
     let csv = wd.path("epss_scores-2026-09-29.csv.gz");
     wd.run(&["gen", "epss", "--count", "5000", "--out", csv.to_str().unwrap(), "--dup-ratio", "0"]);
     let s = sync(&wd, &["--csv", csv.to_str().unwrap(), "--batch-size", "1000"]);
-    assert_eq!(s, Sync { files: 1, rows: 5000, upserted: 5000, unchanged: 0, rejected: 0 });
+    assert_eq!(
+        s,
+        Sync { files: 1, rows: 5000, upserted: 5000, unchanged: 0, superseded: 0, rejected: 0 }
+    );
     let v = values(&wd);
     assert!(v.values().all(|r| r["modelVersion"] == "v2026.06.15" && r["percentile"].is_number()));
 

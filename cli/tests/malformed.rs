@@ -16,7 +16,7 @@ const FAILURES: &[(&str, &str)] = &[
     ("nul-byte.ndjson", "control character"),
     ("truncated-last-line.ndjson:2", "EOF while parsing"),
     ("digest-mismatch.ndjson", "digest mismatch"),
-    ("invalid-utf8-document.ndjson", "InvalidUtf8"),
+    ("invalid-utf8-document.ndjson", "invalid UTF-8 (byte 0x"),
     ("format-mismatch.ndjson", "envelope says format csaf but the content is openvex"),
     ("unknown-format-name.ndjson", "unsupported format \"spdx\""),
     ("not-an-object.json", "unknown format"),

@@ -40,7 +40,7 @@ crate::store_tests! {
         let mut stopped = 0;
         let mut finished = false;
         for delay in [0u64, 100, 250, 400, 600] {
-            let before = json_lines(&wd.run(&["runs", "--json"]).stdout).len();
+            let before = wd.runs().len();
             let mut child = wd
                 .command(&["statements", "--archive", &a, "--batch-size", "10"])
                 .stdout(Stdio::piped())

@@ -16,12 +16,21 @@ mod commands;
 // `backfill epss` and `backfill enrich`.
 mod epss;
 
+// `backfill epss` per-file checkpoints: files replaced or rewritten in place,
+// --force, empty and damaged files, stores from before content identities.
+mod epss_files;
+
 // MongoDB only: server killed mid-run, outages, credentials, write paths,
-// EPSS parity with SQLite.
+// EPSS parity with SQLite. Needs the cargo feature `mongodb`.
+#[cfg(feature = "mongodb")]
 mod mongo;
 
 // Stop signals, kill -9 and resumption.
 mod reliability;
+
+// Inputs on the file system: non-UTF-8 names, suffix case, links, loops,
+// bad .gz and unreadable files wherever named, 100,000-file directories.
+mod inputs;
 
 // Malformed input: the corpus in testdata/malformed and special files.
 mod malformed;
@@ -32,5 +41,16 @@ mod sharding;
 // rollback and stats.
 mod rollback;
 
+// `backfill checkpoints`: listing and resetting resume points.
+mod checkpoints;
+
 // Store faults: locked file, full disk.
 mod faults;
+
+// Field correctness (issue 13): store paths, filtered resumes, abandoned
+// and concurrent runs, secrets, failure reporting.
+mod field;
+
+// Command-line conventions (issue 18): completions, man page, JSON logs,
+// BACKFILL_* environment fallbacks, help.
+mod conventions;

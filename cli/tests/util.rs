@@ -34,10 +34,16 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
 }
 
-/// Whether the MongoDB variant of a test can run. Without a server it
-/// prints `SKIPPED` and returns false, except in CI, where it fails: CI
-/// never skips the MongoDB tests.
+/// Whether the MongoDB variant of a test can run. In a build without the
+/// cargo feature `mongodb` it cannot: it prints `SKIPPED` naming the
+/// feature and returns false. Without a server it prints `SKIPPED` and
+/// returns false, except in CI, where it fails: CI never skips the MongoDB
+/// tests of the default build.
 pub fn mongo_available() -> bool {
+    if !cfg!(feature = "mongodb") {
+        eprintln!("{SKIPPED_WITHOUT_MONGODB}");
+        return false;
+    }
     if mongo_uri().is_some() {
         return true;
     }
@@ -49,6 +55,11 @@ pub fn mongo_available() -> bool {
     eprintln!("SKIPPED: {MONGODB_URI_ENV} is not set (scripts/test sets it)");
     false
 }
+
+/// Why the MongoDB variants do not run in a `--no-default-features` build.
+pub const SKIPPED_WITHOUT_MONGODB: &str =
+    "SKIPPED: built without the cargo feature `mongodb` (--no-default-features); the MongoDB \
+     variant cannot run";
 
 /// `base` (a mongodb:// URI) with `db` as its database. A database already
 /// in the path stays the authentication database.
@@ -91,7 +102,9 @@ pub fn unique_db_name() -> String {
 
 /// Defines a test body once and runs it against both stores:
 /// `NAME::sqlite` and `NAME::mongo`. The MongoDB variant skips (prints
-/// `SKIPPED`) without a server, except in CI, where it fails.
+/// `SKIPPED`) without a server, except in CI, where it fails. In a build
+/// without the cargo feature `mongodb` it is ignored, and cargo test lists
+/// it as `ignored, SKIPPED: built without the cargo feature ...`.
 #[macro_export]
 macro_rules! store_tests {
     ($( $(#[$meta:meta])* fn $name:ident($kind:ident) $body:block )*) => {$(
@@ -105,6 +118,10 @@ macro_rules! store_tests {
             }
 
             #[test]
+            #[cfg_attr(
+                not(feature = "mongodb"),
+                ignore = "SKIPPED: built without the cargo feature `mongodb`"
+            )]
             fn mongo() {
                 if $crate::util::mongo_available() {
                     super::$name($crate::util::StoreKind::Mongo)
@@ -216,6 +233,15 @@ impl Workdir {
         all
     }
 
+    /// `backfill runs --json`; none before the first run has created the
+    /// store (`runs` does not create one: it fails with "no store").
+    pub fn runs(&self) -> Vec<Json> {
+        if self.kind == StoreKind::Sqlite && !Path::new(&self.store).exists() {
+            return Vec::new();
+        }
+        json_lines(&self.run(&["runs", "--json"]).stdout)
+    }
+
     pub fn export_raw(&self, what: &str) -> Vec<Json> {
         json_lines(&self.run(&["export", what]).stdout)
     }
@@ -223,6 +249,7 @@ impl Workdir {
 
 impl Drop for Workdir {
     fn drop(&mut self) {
+        #[cfg(feature = "mongodb")]
         if self.kind == StoreKind::Mongo {
             let opts = backfill_engine::StoreOptions {
                 statements_collection: self
@@ -236,6 +263,33 @@ impl Drop for Workdir {
             if let Err(e) = dropped {
                 eprintln!("warning: could not drop the test database {}: {e}", self.store);
             }
+        }
+    }
+}
+
+/// Empties the workdir's store (deletes the SQLite file, drops the
+/// MongoDB database), so a test can start over.
+pub fn clear_store(wd: &Workdir) {
+    match wd.kind {
+        StoreKind::Sqlite => {
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", wd.store));
+            }
+        }
+        #[cfg(not(feature = "mongodb"))]
+        StoreKind::Mongo => unreachable!("{SKIPPED_WITHOUT_MONGODB}"),
+        #[cfg(feature = "mongodb")]
+        StoreKind::Mongo => {
+            let opts = backfill_engine::StoreOptions {
+                statements_collection: wd
+                    .statements_collection
+                    .clone()
+                    .unwrap_or_else(|| "vex.statements".into()),
+                ..Default::default()
+            };
+            backfill_engine::store::MongoStore::open(&wd.store, &opts)
+                .and_then(|mut s| s.drop_database())
+                .unwrap();
         }
     }
 }

@@ -33,6 +33,15 @@ pub enum Error {
     /// The configuration is invalid (bad flag value, unknown store scheme).
     #[error("{0}")]
     Config(String),
+    /// The caller asked for something that cannot be what they meant: a
+    /// usage error (an empty or in-memory store, whose data would be
+    /// thrown away).
+    #[error("{0}")]
+    Usage(String),
+    /// A command that only reads found no store where it was pointed
+    /// (and did not create one).
+    #[error("no store at {0}")]
+    NoStore(String),
 }
 
 impl Error {

@@ -116,6 +116,13 @@ const CDX_STATE: &[&str] =
 const CSAF_STATUS: &[&str] =
     &["known_affected", "known_not_affected", "fixed", "under_investigation", "first_fixed"];
 
+/// A malformed line: an envelope cut short inside its `content` string.
+/// Escaped rather than a raw string: its unbalanced `{` inside `br#"…"#`
+/// would mislead a brace counter that does not know byte raw strings (the
+/// architecture test's does not).
+const TRUNCATED_ENVELOPE: &[u8] =
+    b"{\"digest\":\"sha256:00\",\"providerId\":\"acme\",\"content\":\"e30";
+
 impl RawArchiveGen {
     /// A generator for `opts`.
     pub fn new(opts: RawGenOptions) -> RawArchiveGen {
@@ -143,9 +150,11 @@ impl RawArchiveGen {
         Ok(report)
     }
 
+    /// Appends line `i` to `line`: a repeat of a recent document, a
+    /// malformed line, or a fresh document (which may be repeated later).
     fn next_line(&mut self, i: u64, line: &mut Vec<u8>) -> LineKind {
         let retrieved_at = 1_600_000_000 + i as i64 * 37 + self.rng.below(3600) as i64;
-        let at = crate::parse::format_instant(retrieved_at * 1_000_000);
+        let at = crate::time::format_instant(retrieved_at * 1_000_000);
         if !self.recent.is_empty() && self.rng.chance(self.opts.dup_ratio) {
             let k = self.rng.below(self.recent.len() as u64) as usize;
             let (doc, provider) = self.recent[k].clone();
@@ -153,28 +162,39 @@ impl RawArchiveGen {
             return LineKind::Duplicate;
         }
         if self.rng.chance(self.opts.bad_ratio) {
-            match self.rng.below(3) {
-                0 => line.extend_from_slice(
-                    br#"{"digest":"sha256:00","providerId":"acme","content":"e30"#,
-                ),
-                1 => {
-                    let doc = self.document(i);
-                    envelope(line, &doc, "acme", &at, i, Some(Digest::of(b"tampered")));
-                }
-                _ => envelope(line, b"{}", "acme", &at, i, None),
-            }
+            self.malformed_line(i, &at, line);
             return LineKind::Malformed;
         }
         let doc = self.document(i);
         let provider = PROVIDERS[self.rng.below(PROVIDERS.len() as u64) as usize].to_owned();
         envelope(line, &doc, &provider, &at, i, None);
+        self.remember(doc, provider);
+        LineKind::Fresh
+    }
+
+    /// Appends one of three malformed lines, drawn at random: an envelope
+    /// cut short, a document whose digest does not match, or an envelope
+    /// whose document is `{}` (no format).
+    fn malformed_line(&mut self, i: u64, at: &str, line: &mut Vec<u8>) {
+        match self.rng.below(3) {
+            0 => line.extend_from_slice(TRUNCATED_ENVELOPE),
+            1 => {
+                let doc = self.document(i);
+                envelope(line, &doc, "acme", at, i, Some(Digest::of(b"tampered")));
+            }
+            _ => envelope(line, b"{}", "acme", at, i, None),
+        }
+    }
+
+    /// Keeps a fresh document among the 64 that later lines may repeat,
+    /// replacing one at random once there are 64 (bounded memory).
+    fn remember(&mut self, doc: Vec<u8>, provider: String) {
         if self.recent.len() < 64 {
             self.recent.push((doc, provider));
         } else {
             let k = self.rng.below(64) as usize;
             self.recent[k] = (doc, provider);
         }
-        LineKind::Fresh
     }
 
     fn document(&mut self, i: u64) -> Vec<u8> {
@@ -485,7 +505,7 @@ mod tests {
         assert!(r.duplicates > 10 && r.malformed > 5, "{r:?}");
     }
 
-    fn epss_cves(order: EpssOrder, dup_ratio: f64) -> Vec<crate::epss::CveId> {
+    fn epss_cves(order: EpssOrder, dup_ratio: f64) -> Vec<crate::cve::CveId> {
         let opts = EpssGenOptions { count: 3000, seed: 4, dup_ratio, order };
         let file = tempfile::NamedTempFile::new().unwrap();
         let mut first = Some(file.reopen().unwrap());
@@ -495,7 +515,7 @@ mod tests {
         .unwrap();
         let text = std::fs::read_to_string(file.path()).unwrap();
         text.lines()
-            .map(|l| crate::epss::CveId::parse(l.split(',').next().unwrap()).unwrap())
+            .map(|l| crate::cve::CveId::parse(l.split(',').next().unwrap()).unwrap())
             .collect()
     }
 

@@ -21,16 +21,19 @@
 //!    (writer thread, overlapping the next batch's parse)
 //! ```
 //!
-//! * [`source`](Archives) memory-maps NDJSON archives and loose documents
-//!   (`.gz` decompressed within a cap) and scans envelopes in parallel into
-//!   small [`Entry`] records.
+//! * [`source`](Archives) lists NDJSON archives and loose documents (big
+//!   archives memory-mapped, small files read when needed, `.gz`
+//!   decompressed within a cap) and scans envelopes in parallel into small
+//!   [`Entry`] records.
 //! * [`parse`](evaluate) decodes one document (base64 or inline JSON),
 //!   verifies its digest, parses it with simd-json and calls the
 //!   [`normalize`] function for its [`Format`]. Stateless: it runs on rayon.
 //! * [`dedupe`](DigestSet) and the store's ledger decide, in order, what is
-//!   new; a [`Store`] ([`SqliteStore`], MongoDB, or [`NullStore`] for dry
-//!   runs) writes each batch atomically, with the run's checkpoint, so a
-//!   stopped or killed run resumes exactly.
+//!   new; a [`StatementSink`] (a [`Store`]: [`SqliteStore`] or MongoDB; or
+//!   [`DryRun`]) writes each batch atomically, with the run's checkpoint,
+//!   so a stopped or killed run resumes exactly. One writer loop, shared
+//!   by the statements and EPSS runners, owns the store on its own thread
+//!   while the next batch is parsed.
 //! * [`run_statements`] drives it all, reports through a [`Progress`]
 //!   callback, and stops cleanly between batches when asked; [`Shard`]
 //!   splits the documents between workers by digest.
@@ -65,38 +68,57 @@
 #![deny(missing_docs)]
 
 mod checkpoint;
+mod cve;
 mod dedupe;
+mod envelope;
 mod epss;
 mod error;
 pub mod gen;
+mod limits;
+pub mod model;
+#[cfg(feature = "mongodb")]
+mod mongo;
 pub mod normalize;
 mod parse;
 mod pipeline;
+mod progress;
+pub mod redact;
 mod run;
 mod source;
 mod stats;
 pub mod store;
+mod time;
+mod writer;
 
 pub use checkpoint::{list_bucket, resume_offset, ExportFile};
+pub use cve::{cve_key, valid_cve, CveId};
 pub use dedupe::{Digest, DigestSet};
+pub use envelope::{content_bytes, read_envelope, Envelope};
 pub use epss::{
-    cve_key, parse_gitlab_line, run_epss, valid_cve, CsvLayout, CveId, EpssConfig, EpssSource,
-    SyncReport, SyncStats,
+    parse_gitlab_line, run_epss, CsvLayout, EpssConfig, EpssSource, FailedFile, SyncReport,
+    SyncStats,
 };
 pub use error::{DocumentFailure, Error, FailureKind, Result};
-pub use normalize::{Claim, Format, Justification, NormalizeError, NormalizedDocument, Status};
-pub use parse::{
-    content_bytes, evaluate, format_instant, format_timestamp, parse_document, parse_instant,
-    read_envelope, DocumentWrite, Envelope, Outcome, Scratch, MAX_NESTING,
+pub use limits::Limits;
+pub use model::RunOwner;
+pub use normalize::{
+    Claim, DropNote, DropReason, Dropped, Format, Justification, NormalizeError,
+    NormalizedDocument, Status,
 };
+pub use parse::{evaluate, parse_document, DocumentWrite, Outcome, Scratch, MAX_NESTING};
 pub use pipeline::{
-    order_entries, run_statements, NoProgress, Progress, Shard, StatementsConfig, StatementsReport,
+    order_entries, run_statements, Shard, StatementsConfig, StatementsReport, LOGGED_PER_INPUT,
     STATEMENTS_CHECKPOINT,
 };
-pub use run::{new_run_id, recorded, RunInfo};
-pub use source::{Archives, Entry, InputFile, InputKind, Limits, LooseFileDefaults, Position};
-pub use stats::StatementStats;
+pub use progress::{DroppedEntries, NoProgress, Problem, Progress};
+pub use run::{new_run_id, reap_abandoned, recorded, Recorder, RunInfo, RUN_STALE_AFTER};
+#[cfg(feature = "mongodb")]
+pub use source::RawSpool;
+pub use source::{Archives, Entry, InputFile, InputKind, LooseFileDefaults, Position};
+pub use stats::{StatementStats, Written};
 pub use store::{
-    Checkpoint, EpssRow, Export, NullStore, RollbackReport, RollbackScope, RunRecord, RunStatus,
-    SqliteStore, Store, StoreOptions, UpsertCounts, WriteContext,
+    Admin, BatchOutcome, Checkpoint, DryRun, EpssRow, EpssSink, Export, Logged, Queries,
+    RollbackReport, RollbackScope, RunLog, RunRecord, RunStatus, SqliteStore, StatementSink, Store,
+    StoreOptions, UpsertCounts, WriteContext,
 };
+pub use time::{format_instant, format_timestamp, parse_instant};

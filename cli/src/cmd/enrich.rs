@@ -5,14 +5,22 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use backfill_engine::{new_run_id, recorded, RunInfo};
+use clap::builder::BoolishValueParser;
 
 use crate::args::{self, GlobalArgs};
 
+/// Ends `--help`: what people type.
+const EXAMPLES: &str = "\
+Examples:
+  backfill epss --csv epss_scores-current.csv.gz && backfill enrich
+  backfill enrich --store mongodb://db:27017/vex --json";
+
 /// Arguments of `backfill enrich`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Print the result as one JSON object.
-    #[arg(long)]
+    #[arg(long, env = "BACKFILL_JSON", value_parser = BoolishValueParser::new())]
     json: bool,
 }
 
@@ -25,13 +33,13 @@ struct Enriched {
 
 /// Runs the subcommand.
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let mut store = global.open_store()?;
+    let mut store = global.open_existing_store()?;
     let run = RunInfo {
         run_id: new_run_id(),
         command: "enrich".into(),
         arguments: args::recorded_arguments(),
     };
-    let (done, _) = recorded(store.as_mut(), &run, |store, c: &mut Enriched| {
+    let (done, _) = recorded(store.as_mut(), &run, |store, c: &mut Enriched, _| {
         c.statements_changed = store.enrich_statements()?;
         Ok(false)
     })?;

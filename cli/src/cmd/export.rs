@@ -19,8 +19,16 @@ enum What {
     Epss,
 }
 
+/// Ends `--help`: what people type.
+const EXAMPLES: &str = "\
+Examples:
+  # Compare two stores
+  diff <(backfill export --store a.db) <(backfill export --store b.db)
+  backfill export documents --store mongodb://db:27017/vex > ledger.ndjson";
+
 /// Arguments of `backfill export`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Collection to export.
     #[arg(value_enum, default_value = "statements")]
@@ -29,7 +37,7 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let mut store = global.open_store()?;
+    let mut store = global.open_existing_store()?;
     let what = match args.what {
         What::Statements => Export::Statements,
         What::Documents => Export::Documents,
@@ -39,7 +47,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut io_error = None;
     store.export(what, &mut |v| {
         if io_error.is_none() {
-            io_error = writeln!(out, "{v}").err();
+            // Through a JSON value: its keys print sorted, one stable
+            // shape whatever the store.
+            io_error = serde_json::to_value(&v)
+                .map_err(std::io::Error::from)
+                .and_then(|v| writeln!(out, "{v}"))
+                .err();
         }
         Ok(())
     })?;

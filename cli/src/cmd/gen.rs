@@ -24,39 +24,55 @@ enum Kind {
     Epss,
 }
 
+/// Ends `--help`: what people type.
+const EXAMPLES: &str = "\
+Examples:
+  # A million raw documents, 5% repeats, 1% malformed lines
+  backfill gen raw --count 1000000 --out /tmp/raw.ndjson
+
+  # A FIRST CSV and a bucket mirror of 10 million EPSS rows
+  backfill gen epss --count 250000 --out /tmp/epss.csv.gz
+  backfill gen epss --count 10000000 --out /tmp/bucket --chunk-rows 1000000";
+
 /// Arguments of `backfill gen`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// What to generate.
     #[arg(value_enum)]
     kind: Kind,
     /// Documents (raw) or rows (epss) to write.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "BACKFILL_COUNT")]
     count: u64,
     /// Output file, or directory for an EPSS bucket.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "BACKFILL_OUT")]
     out: PathBuf,
     /// Seed: the same seed writes the same bytes.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "BACKFILL_SEED")]
     seed: u64,
     /// Formats of raw documents.
-    #[arg(long, value_delimiter = ',', default_value = "csaf,cyclonedx,openvex")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "csaf,cyclonedx,openvex",
+        env = "BACKFILL_FORMATS"
+    )]
     formats: Vec<String>,
     /// Share of lines repeating an earlier document (raw) or CVE (epss).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, env = "BACKFILL_DUP_RATIO")]
     dup_ratio: f64,
     /// Share of malformed raw lines.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, env = "BACKFILL_BAD_RATIO")]
     bad_ratio: f64,
     /// Rows per chunk file in an EPSS bucket.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, env = "BACKFILL_CHUNK_ROWS")]
     chunk_rows: u64,
     /// Sequences (directories) in an EPSS bucket.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "BACKFILL_SEQUENCES")]
     sequences: u64,
     /// Order of EPSS rows: by CVE as real exports are, or round-robin over
     /// 27 years (a worst case for the store's B-tree).
-    #[arg(long, value_enum, default_value_t = Order::Sorted)]
+    #[arg(long, value_enum, default_value_t = Order::Sorted, env = "BACKFILL_ORDER")]
     order: Order,
 }
 
@@ -101,13 +117,16 @@ pub fn run(args: Args, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
         Kind::Epss => gen_epss(&args)?,
     };
-    eprintln!(
-        "Wrote {} lines ({} bytes, {} duplicates, {} malformed) to {}.",
-        report.lines,
-        report.bytes,
-        report.duplicates,
-        report.malformed,
-        args.out.display()
+    crate::logger::note(
+        format_args!(
+            "Wrote {} lines ({} bytes, {} duplicates, {} malformed) to {}.",
+            report.lines,
+            report.bytes,
+            report.duplicates,
+            report.malformed,
+            args.out.display()
+        ),
+        true,
     );
     Ok(ExitCode::SUCCESS)
 }

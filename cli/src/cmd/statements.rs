@@ -8,65 +8,141 @@ use anyhow::Context;
 use backfill_engine::{
     new_run_id, run_statements, Limits, LooseFileDefaults, RunInfo, Shard, StatementsConfig,
 };
+use clap::builder::BoolishValueParser;
 
 use crate::args::{self, GlobalArgs};
-use crate::progress::Bar;
+use crate::progress::{Bar, Reporter};
+
+/// Ends `--help`: what people type.
+const EXAMPLES: &str = "\
+Examples:
+  # Backfill the bundled sample into ./backfill.db; run it again and all is skipped
+  backfill statements --archive testdata/raw
+
+  # Years of archives into MongoDB, every failure listed for triage
+  backfill statements --archive /data/vex-raw/ --store mongodb://db/vex --failures failed.ndjson
+
+  # Validate an archive without writing anything
+  backfill statements --archive 2025.ndjson.gz --dry-run";
 
 /// Arguments of `backfill statements`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// NDJSON archives (*.ndjson, *.jsonl), raw JSON documents, or
     /// directories to walk for both.
-    #[arg(long, required_unless_present = "source", num_args = 1.., value_name = "PATH")]
+    #[arg(
+        long,
+        required_unless_present = "source",
+        num_args = 1..,
+        value_name = "PATH",
+        env = "BACKFILL_ARCHIVE"
+    )]
     archive: Vec<PathBuf>,
     /// Read the raw documents from a MongoDB raw collection instead (mongodb://HOST/DB; the
-    /// collection is --raw-collection), spooled to a temporary archive first.
-    #[arg(long, value_name = "URI", conflicts_with = "archive")]
+    /// collection is --raw-collection), spooled to a temporary archive first. Needs the
+    /// cargo feature `mongodb` (on by default).
+    #[arg(
+        long,
+        value_name = "URI",
+        conflicts_with = "archive",
+        env = "BACKFILL_SOURCE",
+        // A URI may hold a password: --help must not print it.
+        hide_env_values = true
+    )]
     source: Option<String>,
     /// Keep only documents retrieved on or after this instant (UTC when no
     /// offset is given).
-    #[arg(long, value_name = "ISO8601", value_parser = args::instant)]
+    #[arg(
+        long,
+        value_name = "ISO8601",
+        value_parser = args::instant,
+        env = "BACKFILL_RETRIEVED_SINCE"
+    )]
     retrieved_since: Option<i64>,
     /// retrievedAt for loose *.json documents (default: file modification
     /// time).
-    #[arg(long, value_name = "ISO8601", value_parser = args::instant)]
+    #[arg(
+        long,
+        value_name = "ISO8601",
+        value_parser = args::instant,
+        env = "BACKFILL_RETRIEVED_AT"
+    )]
     retrieved_at: Option<i64>,
     /// providerId for loose *.json documents.
-    #[arg(long, default_value = "local", value_name = "ID")]
+    #[arg(long, default_value = "local", value_name = "ID", env = "BACKFILL_PROVIDER")]
     provider: String,
     /// Re-process documents already in the ledger from earlier runs,
     /// replacing (never duplicating) their statements.
-    #[arg(long)]
+    #[arg(long, env = "BACKFILL_FORCE", value_parser = BoolishValueParser::new())]
     force: bool,
     /// Documents per batch; each batch is one store transaction.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(
+        long,
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u64).range(1..),
+        value_name = "N",
+        env = "BACKFILL_BATCH_SIZE"
+    )]
     batch_size: u64,
     /// Evaluate at most N documents (in evaluation order).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "BACKFILL_MAX_DOCUMENTS")]
     max_documents: Option<u64>,
     /// Worker threads for parsing and normalizing (default: one per core).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        hide_default_value = true,
+        value_name = "N",
+        env = "BACKFILL_THREADS"
+    )]
     threads: usize,
     /// Largest document accepted (e.g. 64MiB).
-    #[arg(long, default_value = "64MiB", value_parser = args::byte_size, value_name = "SIZE")]
+    #[arg(
+        long,
+        default_value = "64MiB",
+        value_parser = args::byte_size,
+        value_name = "SIZE",
+        env = "BACKFILL_MAX_DOCUMENT_SIZE"
+    )]
     max_document_size: usize,
     /// Largest decompressed size of one .gz input; a bigger one is a failed document.
-    #[arg(long, default_value = "16GiB", value_parser = args::byte_size, value_name = "SIZE")]
+    #[arg(
+        long,
+        default_value = "16GiB",
+        value_parser = args::byte_size,
+        value_name = "SIZE",
+        env = "BACKFILL_MAX_DECOMPRESSED_SIZE"
+    )]
     max_decompressed_size: usize,
     /// Take only shard I of N (I/N, 0-based) of the documents, by digest hash; run N workers
     /// against one store for a sharded replay.
-    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    #[arg(long, value_name = "I/N", conflicts_with = "shards", env = "BACKFILL_SHARD")]
     shard: Option<Shard>,
     /// Number of shards, with this worker's index from JOB_COMPLETION_INDEX (as set by a
     /// Kubernetes Indexed Job).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..),
+        env = "BACKFILL_SHARDS"
+    )]
     shards: Option<u32>,
     /// Evaluate and count everything as if the store were empty, but write nothing (no
     /// store is opened): validates an archive and measures parsing.
-    #[arg(long)]
+    #[arg(long, env = "BACKFILL_DRY_RUN", value_parser = BoolishValueParser::new())]
     dry_run: bool,
+    /// Write every failed document, and every defect that dropped entries of a written
+    /// one, to FILE as JSON lines (input, line, offset, digest, kind, reason), for triage
+    /// and replay. The log shows only the first 20 of each per input.
+    #[arg(long, value_name = "FILE", env = "BACKFILL_FAILURES")]
+    failures: Option<PathBuf>,
+    /// Exit with status 1 when more than N documents failed (after writing everything
+    /// else), so a CI job or a pipeline can gate on it.
+    #[arg(long, value_name = "N", env = "BACKFILL_MAX_FAILURES")]
+    max_failures: Option<u64>,
     /// Print the counters as one JSON object instead of the summary line.
-    #[arg(long)]
+    #[arg(long, env = "BACKFILL_JSON", value_parser = BoolishValueParser::new())]
     json: bool,
 }
 
@@ -97,7 +173,7 @@ impl Args {
         Ok(StatementsConfig {
             archives: self.archive.clone(),
             batch_size: usize::try_from(self.batch_size).unwrap_or(usize::MAX),
-            threads: self.threads,
+            threads: args::worker_threads(self.threads),
             force: self.force,
             retrieved_since: self.retrieved_since,
             max_documents: self.max_documents,
@@ -112,6 +188,31 @@ impl Args {
     }
 }
 
+/// Spools the raw collection at `uri` (`--source`) to a temporary archive,
+/// which `cfg` then reads; the archive is deleted when the spool is dropped.
+#[cfg(feature = "mongodb")]
+fn spool(
+    uri: &str,
+    global: &GlobalArgs,
+    cfg: &mut StatementsConfig,
+) -> anyhow::Result<backfill_engine::RawSpool> {
+    let spool =
+        backfill_engine::RawSpool::create(uri, &global.raw_collection).with_context(|| {
+            format!("cannot read raw documents from {}", backfill_engine::store::redact_uri(uri))
+        })?;
+    cfg.archives = vec![spool.path().to_owned()];
+    // The spool's path is new each run; the source is what resumes.
+    cfg.identity =
+        Some(format!("{} {}", backfill_engine::store::redact_uri(uri), global.raw_collection));
+    Ok(spool)
+}
+
+/// `--source` in a build without MongoDB: a usage error (exit 2).
+#[cfg(not(feature = "mongodb"))]
+fn spool(uri: &str, _global: &GlobalArgs, _cfg: &mut StatementsConfig) -> anyhow::Result<()> {
+    Err(backfill_engine::store::without_mongodb("--source", uri).into())
+}
+
 /// Runs the subcommand.
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = match args.config() {
@@ -119,39 +220,19 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         // A bad shard index (from the environment) is a usage error: an
         // orchestrator must not retry it.
         Err(e) => {
-            eprintln!("backfill: error: {e:#}");
+            crate::logger::error(format_args!("{e:#}"));
             return Ok(ExitCode::from(2));
         }
     };
     let _spool = match &args.source {
-        Some(uri) => {
-            let opts = backfill_engine::StoreOptions {
-                statements_collection: global.statements_collection.clone(),
-                raw_collection: global.raw_collection.clone(),
-                ..Default::default()
-            };
-            let spool =
-                backfill_engine::store::RawSpool::create(uri, &opts).with_context(|| {
-                    format!(
-                        "cannot read raw documents from {}",
-                        backfill_engine::store::redact_uri(uri)
-                    )
-                })?;
-            cfg.archives = vec![spool.path().to_owned()];
-            // The spool's path is new each run; the source is what resumes.
-            cfg.identity = Some(format!(
-                "{} {}",
-                backfill_engine::store::redact_uri(uri),
-                global.raw_collection
-            ));
-            Some(spool)
-        }
+        Some(uri) => Some(spool(uri, global, &mut cfg)?),
         None => None,
     };
     // First, so that a stop signal during start-up is a clean stop too.
     let stop = args::stop_flag()?;
-    let mut store: Box<dyn backfill_engine::Store> =
-        if args.dry_run { Box::new(backfill_engine::NullStore) } else { global.open_store()? };
+    // A dry run writes to a sink that keeps nothing, and records no run.
+    let mut sink: Box<dyn backfill_engine::store::StatementSink> =
+        if args.dry_run { Box::new(backfill_engine::DryRun) } else { global.open_store()? };
     let mut arguments = args::recorded_arguments();
     if let (Some(shard), None) = (cfg.shard, args.shard) {
         // The index came from the environment: record it, so each shard's
@@ -159,13 +240,21 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         arguments.push(format!("--shard={}/{}", shard.index, shard.count));
     }
     let run = RunInfo { run_id: new_run_id(), command: "statements".into(), arguments };
-    let bar = Bar::new("documents", global.quiet);
-    let report = run_statements(&cfg, store.as_mut(), &run, &bar, &stop)
+    let reporter =
+        Reporter::new(Bar::new("documents", global.no_progress()), args.failures.as_deref())?;
+    let report = run_statements(&cfg, sink.as_mut(), &run, &reporter, &stop)
         .with_context(|| format!("statements run {} failed", run.run_id))?;
-    bar.end(!report.stopped);
+    reporter.end(!report.stopped)?;
     if report.stopped || stop.load(Ordering::Relaxed) {
         tracing::warn!(run_id = %report.run_id, "Stopped by signal; rerun to continue.");
     }
     args::print_counters(args.json, &report.stats, &report.run_id, report.stopped)?;
+    if let Some(max) = args.max_failures.filter(|&max| report.stats.failures > max) {
+        crate::logger::error(format_args!(
+            "{} documents failed, more than --max-failures {max}",
+            report.stats.failures
+        ));
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }

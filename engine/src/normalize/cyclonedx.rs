@@ -6,9 +6,15 @@
 //!
 //! - A BOM without `vulnerabilities` (or with `null` or `[]`) is a plain SBOM:
 //!   zero claims, not an error. `vulnerabilities` of any other non-array type
-//!   is an error. Everything else is read leniently: a vulnerability without
-//!   an id, an `affects` entry without a `ref`, a version entry with neither
-//!   `version` nor `range` is skipped, never fatal.
+//!   is an error. A vulnerability without `affects` (a bill of
+//!   vulnerabilities) states no entry.
+//! - Entries (see the `normalize` module): each `affects[]` item, or each
+//!   element of its `versions` when that is a non-empty array. Skipped and
+//!   counted, each with a note: a vulnerability without an id (all its
+//!   entries); an `affects` item without a `ref`, or whose `ref` resolves to
+//!   nothing (all its entries); a version entry with neither `version` nor
+//!   `range`, or with an unknown `status`; an entry whose status comes from
+//!   an `analysis.state` that is not a known word.
 //! - `bom-ref`s are indexed from `metadata.component`, `components[]` and
 //!   `services[]`, following nested `components`/`services` up to
 //!   [`MAX_DEPTH`] levels (deeper is a [`NormalizeError`], so hostile input
@@ -17,33 +23,42 @@
 //!   (`urn:cdx:<serial>/<version>#<bom-ref>`) is resolved by its fragment
 //!   (as written, then percent-decoded) against the same index; a fragment
 //!   that is itself a purl is used as the purl verbatim (it is *not*
-//!   percent-decoded: `%2B` is part of a canonical purl). productKey = purl,
-//!   else CPE, else the ref exactly as written (a whole BOM-Link stays whole,
-//!   so equal fragments of different BOMs never collapse). The raw ref is
-//!   kept in metadata `ref`.
-//! - Status comes from `analysis.state` (see `map_state`). Without an
-//!   analysis or a state the vulnerability has not been analysed: the claim
-//!   is `under_investigation` with metadata `state: "absent"`. The raw state
-//!   is always kept in metadata `state` (it tells `false_positive` from
-//!   `not_affected` and `resolved_with_pedigree` from `resolved`).
-//! - `affects[].versions[]`: when an `affects` entry has usable version
-//!   entries, each becomes its own claim and the ref-level claim is NOT
-//!   emitted (the per-version claims are strictly more specific, and a
-//!   ref-level claim would assert the analysis state for versions the
-//!   document says differ). The key is `<ref key>#version=<v>` or
-//!   `<ref key>#range=<vers range>`: the ref key may be a purl that already
-//!   carries `@version` (or a BOM-Link with its own `#`), so `@` would be
-//!   ambiguous; the version suffix always starts at the last `#`. `purl` stays
-//!   the resolved purl of the ref. The status is the entry's own `status`
-//!   (affected→affected, unaffected→not_affected,
-//!   unknown→under_investigation) even when it contradicts `analysis.state`
-//!   (SPEC: "with its own status"); an entry without a status inherits the
-//!   status from `analysis.state`, and without that too the schema default
-//!   `affected` applies. Analysis detail, action and justification carry over
-//!   to every version claim.
+//!   percent-decoded: `%2B` is part of a canonical purl); a BOM-Link into
+//!   another BOM is a reference in its own right. A plain ref that is no
+//!   `bom-ref` here, no purl (`pkg:`) and no CPE (`cpe:`) resolves to
+//!   nothing. productKey = purl, else CPE, else the ref exactly as written
+//!   (a whole BOM-Link stays whole, so equal fragments of different BOMs
+//!   never collapse). The raw ref is kept in metadata `ref`.
+//! - Status comes from `analysis.state` (see `map_state`, any letter case).
+//!   Without an analysis or a state the vulnerability has not been
+//!   analysed: the claim is `under_investigation` with metadata
+//!   `state: "absent"`. The raw state is always kept in metadata `state`
+//!   (it tells `false_positive` from `not_affected` and
+//!   `resolved_with_pedigree` from `resolved`).
+//! - `affects[].versions[]`: when an `affects` item has version entries,
+//!   each becomes its own claim and the ref-level claim is NOT emitted. The
+//!   key is `<ref key>#version=<v>` or `<ref key>#range=<vers range>`: the
+//!   ref key may be a purl that already carries `@version` (or a BOM-Link
+//!   with its own `#`), so `@` would be ambiguous; the version suffix always
+//!   starts at the last `#`. `purl` stays the resolved purl of the ref.
+//!   A version entry's `status` says whether the vulnerability is present
+//!   in that version; `analysis` is the author's VEX verdict about it
+//!   (SPEC). So an entry whose status is `affected`, or absent (the schema
+//!   default), takes the status, justification, detail and response from
+//!   `analysis`, and is `affected` only when there is no analysis state:
+//!   `not_affected` with `code_not_reachable` over affected ranges is
+//!   `not_affected`, as in the specification's own examples. `unaffected`
+//!   is `not_affected` (the vulnerability is not present in that version)
+//!   with justification `vulnerable_code_not_present`; `unknown` is
+//!   `under_investigation`. Such an entry keeps the analysis's detail and
+//!   response only when its status is the analysis verdict's (a
+//!   `not_affected` analysis explaining unaffected versions); otherwise
+//!   they explain a verdict that is not this entry's, and the entry takes
+//!   the vulnerability's own description, recommendation and workaround.
+//!   The entry's status, as written, is kept in metadata `versionStatus`.
 //! - The CISA `justification` is set only on `not_affected` claims (see
-//!   `map_justification` for the table); the source value is always kept in
-//!   metadata `justification`.
+//!   `map_justification` for the table); the source value of
+//!   `analysis.justification` is always kept in metadata `justification`.
 //! - detail = `analysis.detail`, else the vulnerability's `description`,
 //!   else its `detail`. action = `analysis.response[]` joined with ", ", then
 //!   the vulnerability's `recommendation`, then its `workaround`, the
@@ -57,17 +72,21 @@
 //! - aliases: `references[].id` in order, without repeats and without the
 //!   id itself. A vulnerability without `id` takes its first reference id.
 //! - document_id = `serialNumber`, revision = `version`. Claims are emitted
-//!   in document order (vulnerability, affects, version) and pass through
-//!   [`dedupe_claims`], so a later statement about the same vulnerability and
-//!   key replaces an earlier one.
+//!   in document order (vulnerability, affects, version). A BOM's
+//!   vulnerabilities carry no time to order them by, so two claims about
+//!   the same vulnerability and key are resolved by status precedence
+//!   (SPEC: affected > fixed > under_investigation > not_affected), the
+//!   losing statuses kept in `conflictingStatuses`; a repeat of the same
+//!   status is superseded by the later one (see [`resolve_claims`]).
 
 use std::borrow::Cow;
 
 use simd_json::prelude::*;
 
 use super::{
-    dedupe_claims, elements, non_empty, push_unique, scalar_str, scalar_string, Claim, FastMap,
-    Justification, NormalizeError, NormalizedDocument, Status, Value, MAX_DEPTH,
+    elements, kind_of, non_empty, non_empty_str, push_unique, quoted, resolve_claims, scalar_str,
+    scalar_string, Claim, DropReason, Drops, FastMap, Fields, Justification, NormalizeError,
+    NormalizedDocument, Rule, Status, Value, MAX_DEPTH,
 };
 
 /// What a `bom-ref` points at, borrowed from the document (most
@@ -85,29 +104,349 @@ type Index<'v> = FastMap<&'v str, Target<'v>>;
 /// Normalizes one CycloneDX document.
 pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
     let document_id = non_empty(doc, "serialNumber").map(str::to_owned);
-    let revision = doc.get("version").and_then(scalar_string);
+    let revision = doc.field("version").and_then(scalar_string);
     let vulnerabilities =
-        match doc.get("vulnerabilities") {
+        match doc.field("vulnerabilities") {
             None => None,
             Some(v) if v.is_null() => None,
             Some(v) => Some(v.as_array().ok_or_else(|| {
                 NormalizeError("CycloneDX vulnerabilities is not an array".into())
             })?),
         };
-    let mut claims = Vec::new();
+    let mut reader = Reader::default();
     if let Some(vulnerabilities) = vulnerabilities.filter(|v| !v.is_empty()) {
-        let index = build_index(doc)?;
-        for vuln in vulnerabilities.iter() {
-            add_vulnerability(vuln, &index, &mut claims);
+        reader.index = build_index(doc)?;
+        for (i, vuln) in vulnerabilities.iter().enumerate() {
+            reader.vulnerability(i, vuln);
         }
     }
-    Ok(NormalizedDocument { document_id, revision, claims: dedupe_claims(claims) })
+    Ok(reader.finish(document_id, revision))
+}
+
+/// One CycloneDX document being normalized: its `bom-ref` index (built
+/// only when it has vulnerabilities), and the claims and drop report so
+/// far. Each vulnerability is read by [`Reader::vulnerability`] into it.
+#[derive(Default)]
+struct Reader<'v> {
+    index: Index<'v>,
+    claims: Vec<Claim>,
+    drops: Drops,
+}
+
+impl<'v> Reader<'v> {
+    /// Reads vulnerability `i`: a claim for each entry of its `affects`
+    /// (see the module docs); a vulnerability or entry that cannot be read
+    /// is a defect, counted with the entries it holds.
+    fn vulnerability(&mut self, i: usize, vuln: Value<'v>) {
+        let at = || format!("vulnerabilities[{i}]");
+        if !vuln.is_object() {
+            self.drops.defect(DropReason::NoVulnerabilityId, 1, at, || {
+                format!("the vulnerability is {}, not an object", kind_of(vuln))
+            });
+            return;
+        }
+        let [id, references, analysis, affects, description, detail, recommendation, workaround, ratings, source] =
+            vuln.pick([
+                "id",
+                "references",
+                "analysis",
+                "affects",
+                "description",
+                "detail",
+                "recommendation",
+                "workaround",
+                "ratings",
+                "source",
+            ]);
+        let affects = affects.filter(|a| !a.is_null());
+        let Some((id, aliases)) = identity(id, references) else {
+            let entries = count_affects(affects).max(1);
+            self.drops.defect(DropReason::NoVulnerabilityId, entries, at, || {
+                "the vulnerability has no id and no reference id".to_owned()
+            });
+            return;
+        };
+        let Some(affects) = affects else { return };
+        let Some(affects) = affects.as_array() else {
+            self.drops.defect(DropReason::NoProductId, 1, at, || {
+                format!("affects is {}, not a list", kind_of(affects))
+            });
+            return;
+        };
+        if affects.is_empty() {
+            return;
+        }
+        let vulnerability = Vulnerability::read(
+            (i, id, aliases),
+            analysis,
+            [description, detail, recommendation, workaround, ratings, source],
+        );
+        for (j, affect) in affects.iter().enumerate() {
+            self.affect(&vulnerability, j, affect);
+        }
+    }
+
+    /// Reads `affects[j]` of vulnerability `v`: the claim about its `ref`,
+    /// or, when it has version entries, one claim per entry instead.
+    fn affect(&mut self, v: &Vulnerability<'_>, j: usize, affect: Value<'v>) {
+        let i = v.i;
+        let a_at = || format!("vulnerabilities[{i}].affects[{j}]");
+        let [affect_ref, versions] = affect.pick(["ref", "versions"]);
+        let versions = versions.and_then(|v| v.as_array()).filter(|v| !v.is_empty());
+        let entries = affects_entries(versions);
+        let Some(raw_ref) = non_empty_str(affect_ref) else {
+            self.drops.defect(DropReason::NoProductId, entries, a_at, || match affect_ref {
+                _ if !affect.is_object() => {
+                    format!("the affects entry is {}, not an object", kind_of(affect))
+                }
+                None => "the affects entry has no ref".to_owned(),
+                Some(r) if r.as_str().is_some() => "the affects entry's ref is empty".to_owned(),
+                Some(r) => format!("the affects entry's ref is {}, not a string", kind_of(r)),
+            });
+            return;
+        };
+        let mut base = v.template.clone();
+        let Some((key, purl)) = resolve(raw_ref, &self.index, &mut base) else {
+            self.drops.defect(DropReason::UnresolvedReference, entries, a_at, || {
+                format!(
+                    "ref {} is no bom-ref of this BOM, no BOM-Link, purl or CPE",
+                    quoted(raw_ref)
+                )
+            });
+            return;
+        };
+        base.product_key = key;
+        base.purl = purl;
+        base.metadata.insert("ref", raw_ref.to_owned());
+
+        let Some(versions) = versions else {
+            match &v.verdict {
+                Ok(status) => {
+                    let status = status.unwrap_or(Status::UnderInvestigation);
+                    self.claims.push(v.with_status(base, status));
+                }
+                Err(detail) => {
+                    self.drops.defect(DropReason::UnknownStatus, 1, a_at, || detail.clone());
+                }
+            }
+            return;
+        };
+        for (k, entry) in versions.iter().enumerate() {
+            self.version(v, &base, (j, k), entry);
+        }
+    }
+
+    /// Reads version entry `k` of `affects[j]`: the claim `base` about the
+    /// ref, keyed on the entry's version (or range), with the status its
+    /// own `status` and the analysis give (see the module docs).
+    fn version(
+        &mut self,
+        v: &Vulnerability<'_>,
+        base: &Claim,
+        (j, k): (usize, usize),
+        entry: Value<'_>,
+    ) {
+        let i = v.i;
+        let v_at = || format!("vulnerabilities[{i}].affects[{j}].versions[{k}]");
+        let [version, range, status_raw] = entry.pick(["version", "range", "status"]);
+        let version = version.and_then(scalar_string);
+        let version = version.as_deref().map(str::trim).filter(|v| !v.is_empty());
+        let range = non_empty_str(range);
+        let suffix = match (version, range) {
+            (Some(v), _) => format!("#version={v}"),
+            (None, Some(r)) => format!("#range={r}"),
+            (None, None) => {
+                self.drops.defect(DropReason::NoProductId, 1, v_at, || {
+                    "the version entry has neither version nor range".to_owned()
+                });
+                return;
+            }
+        };
+        let status_raw = status_raw.filter(|s| !s.is_null());
+        let version_status = version_status(status_raw);
+        let mut claim = match v.version_claim(base.clone(), version_status) {
+            Ok(claim) => claim,
+            Err(detail) => {
+                self.drops.defect(DropReason::UnknownStatus, 1, v_at, || detail.into_owned());
+                return;
+            }
+        };
+        claim.product_key.push_str(&suffix);
+        if let Some(v) = version {
+            claim.metadata.insert("version", v.to_owned());
+        }
+        if let Some(r) = range {
+            claim.metadata.insert("range", r.to_owned());
+        }
+        if let Some(s) = status_raw.and_then(|s| s.into_string()) {
+            claim.metadata.insert("versionStatus", s.trim().to_owned());
+        }
+        self.claims.push(claim);
+    }
+
+    /// The normalized document: one claim per (vulnerability, product key)
+    /// by status precedence, and the drop report.
+    fn finish(
+        mut self,
+        document_id: Option<String>,
+        revision: Option<String>,
+    ) -> NormalizedDocument {
+        NormalizedDocument {
+            document_id,
+            revision,
+            claims: resolve_claims(self.claims, Rule::Precedence, &mut self.drops.dropped),
+            dropped: self.drops.dropped,
+            notes: self.drops.notes,
+        }
+    }
+}
+
+/// A version entry's own `status` (absent is `affected`, the schema
+/// default), or what is wrong with it.
+fn version_status(status: Option<Value<'_>>) -> Result<Status, String> {
+    match status {
+        None => Ok(Status::Affected),
+        Some(s) => match s.into_string() {
+            Some(w) => map_version_status(w.trim())
+                .ok_or_else(|| format!("unknown version status {}", quoted(w))),
+            None => Err(format!("the version status is {}, not a string", kind_of(s))),
+        },
+    }
+}
+
+/// What every claim of one vulnerability shares: the claim its entries
+/// start from, and its analysis, which decides their status.
+struct Vulnerability<'v> {
+    /// Where it is: `vulnerabilities[i]`.
+    i: usize,
+    /// Id, aliases, detail, action, severity and the analysis's metadata;
+    /// each entry sets the key, purl and status.
+    template: Claim,
+    /// The status `analysis.state` gives (`None`: not analysed), or what
+    /// is wrong with the state.
+    verdict: Result<Option<Status>, String>,
+    /// The analysis's CISA justification, for its `not_affected` claims.
+    justification: Option<Justification>,
+    /// Whether the vulnerability has an `analysis` object.
+    analysed: bool,
+    /// The detail and action of the vulnerability itself, without the
+    /// analysis: what a version entry whose status departs from the
+    /// verdict says.
+    plain_detail: Option<&'v str>,
+    plain_action: Option<String>,
+}
+
+impl<'v> Vulnerability<'v> {
+    /// Reads what the claims of vulnerability `i` (with `id` and
+    /// `aliases`) share from its `analysis` and its other fields.
+    fn read(
+        (i, id, aliases): (usize, String, Vec<String>),
+        analysis: Option<Value<'v>>,
+        [description, detail, recommendation, workaround, ratings, source]: [Option<Value<'v>>; 6],
+    ) -> Vulnerability<'v> {
+        let analysis = analysis.filter(|a| a.is_object());
+        let [state, analysis_justification, response, analysis_detail] =
+            analysis.pick(["state", "justification", "response", "detail"]);
+        let verdict = verdict(state);
+        let state = state.and_then(|s| s.into_string()).map(str::trim);
+        let justification_raw = non_empty_str(analysis_justification);
+        let justification = justification_raw.and_then(map_justification);
+        let responses: Vec<&str> = elements(response)
+            .filter_map(|r| r.into_string().map(str::trim).filter(|r| !r.is_empty()))
+            .collect();
+        let plain_detail = non_empty_str(description).or_else(|| non_empty_str(detail));
+        let (recommendation, workaround) =
+            (non_empty_str(recommendation), non_empty_str(workaround));
+
+        let mut template = Claim::new(id, String::new(), Status::UnderInvestigation);
+        template.aliases = aliases;
+        template.detail = non_empty_str(analysis_detail).or(plain_detail).map(str::to_owned);
+        let response = (!responses.is_empty()).then(|| responses.join(", "));
+        let action: Vec<&str> =
+            [response.as_deref(), recommendation, workaround].into_iter().flatten().collect();
+        template.action = (!action.is_empty()).then(|| action.join("; "));
+        template.severity = severity(ratings);
+        let meta = &mut template.metadata;
+        meta.insert("state", state.filter(|s| !s.is_empty()).unwrap_or("absent").to_owned());
+        if let Some(j) = justification_raw {
+            meta.insert("justification", j.to_owned());
+        }
+        if let Some(r) = response {
+            meta.insert("response", r);
+        }
+        if let Some(source) = source.and_then(|s| non_empty(s, "name")) {
+            meta.insert("source", source.to_owned());
+        }
+
+        let plain_action = match (recommendation, workaround) {
+            (Some(r), Some(w)) => Some(format!("{r}; {w}")),
+            (r, w) => r.or(w).map(str::to_owned),
+        };
+        Vulnerability {
+            i,
+            template,
+            verdict,
+            justification,
+            analysed: analysis.is_some(),
+            plain_detail,
+            plain_action,
+        }
+    }
+
+    /// `claim` with `status`; the analysis's justification goes on its
+    /// `not_affected` claims only.
+    fn with_status(&self, mut claim: Claim, status: Status) -> Claim {
+        claim.status = status;
+        claim.justification = self.justification.filter(|_| status == Status::NotAffected);
+        claim
+    }
+
+    /// The claim of a version entry whose own status is `version_status`,
+    /// from `claim`, the ref's; `Err` says why it has no status.
+    fn version_claim(
+        &self,
+        mut claim: Claim,
+        version_status: Result<Status, String>,
+    ) -> Result<Claim, Cow<'_, str>> {
+        match version_status {
+            Ok(Status::Affected) => match &self.verdict {
+                Ok(status) => Ok(self.with_status(claim, status.unwrap_or(Status::Affected))),
+                Err(detail) => Err(Cow::Borrowed(detail)),
+            },
+            Ok(Status::NotAffected) => {
+                claim.status = Status::NotAffected;
+                claim.justification = Some(Justification::VulnerableCodeNotPresent);
+                self.without_analysis(&mut claim);
+                Ok(claim)
+            }
+            Ok(status) => {
+                claim.status = status;
+                claim.justification = None;
+                self.without_analysis(&mut claim);
+                Ok(claim)
+            }
+            Err(detail) => Err(Cow::Owned(detail)),
+        }
+    }
+
+    /// What a version entry whose own status departs from the analysis
+    /// verdict says without the analysis: its detail, response and
+    /// justification explain the verdict, not this entry.
+    fn without_analysis(&self, claim: &mut Claim) {
+        let verdict_status = self.verdict.as_ref().ok().copied().flatten();
+        if self.analysed && Some(claim.status) != verdict_status {
+            claim.detail = self.plain_detail.map(str::to_owned);
+            claim.action.clone_from(&self.plain_action);
+            claim.metadata.remove("justification");
+            claim.metadata.remove("response");
+        }
+    }
 }
 
 /// Indexes every `bom-ref` of the document's components and services.
 fn build_index<'v>(doc: Value<'v>) -> Result<Index<'v>, NormalizeError> {
     let mut index = Index::default();
-    if let Some(c) = doc.get("metadata").and_then(|m| m.get("component")) {
+    if let Some(c) = doc.field("metadata").and_then(|m| m.field("component")) {
         index_node(c, 0, &mut index)?;
     }
     for key in ["components", "services"] {
@@ -129,18 +468,18 @@ fn index_node<'v>(
     if !node.is_object() {
         return Ok(());
     }
-    if let Some(bom_ref) = non_empty(node, "bom-ref") {
+    let [bom_ref, purl, cpe, name, version, components, services] =
+        node.pick(["bom-ref", "purl", "cpe", "name", "version", "components", "services"]);
+    if let Some(bom_ref) = non_empty_str(bom_ref) {
         index.entry(bom_ref).or_insert_with(|| Target {
-            purl: non_empty(node, "purl"),
-            cpe: non_empty(node, "cpe"),
-            name: non_empty(node, "name"),
-            version: node.get("version").and_then(scalar_str).filter(|v| !v.trim().is_empty()),
+            purl: non_empty_str(purl),
+            cpe: non_empty_str(cpe),
+            name: non_empty_str(name),
+            version: version.and_then(scalar_str).filter(|v| !v.trim().is_empty()),
         });
     }
-    for key in ["components", "services"] {
-        for child in array(node, key) {
-            index_node(child, depth + 1, index)?;
-        }
+    for child in elements(components).chain(elements(services)) {
+        index_node(child, depth + 1, index)?;
     }
     Ok(())
 }
@@ -148,30 +487,38 @@ fn index_node<'v>(
 /// The elements of an array field, or nothing when it is absent or not an
 /// array.
 fn array<'v>(v: Value<'v>, key: &str) -> impl Iterator<Item = Value<'v>> {
-    elements(v.get(key))
+    elements(v.field(key))
 }
 
 /// `analysis.state` → status. The six CycloneDX states per SPEC; the four
 /// OpenVEX/CISA status names are accepted too (a lenient reading of a
 /// document written with the wrong vocabulary). Case-insensitive.
 fn map_state(state: &str) -> Option<Status> {
-    Some(match state.to_ascii_lowercase().as_str() {
-        "exploitable" | "affected" => Status::Affected,
-        "not_affected" | "false_positive" => Status::NotAffected,
-        "resolved" | "resolved_with_pedigree" | "fixed" => Status::Fixed,
-        "in_triage" | "under_investigation" => Status::UnderInvestigation,
-        _ => return None,
-    })
+    const STATES: [(&str, Status); 6] = [
+        ("exploitable", Status::Affected),
+        ("not_affected", Status::NotAffected),
+        ("false_positive", Status::NotAffected),
+        ("resolved", Status::Fixed),
+        ("resolved_with_pedigree", Status::Fixed),
+        ("in_triage", Status::UnderInvestigation),
+    ];
+    STATES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(state))
+        .map(|&(_, s)| s)
+        .or_else(|| Status::from_name(state))
 }
 
 /// `affects[].versions[].status` → status (case-insensitive).
 fn map_version_status(status: &str) -> Option<Status> {
-    Some(match status.to_ascii_lowercase().as_str() {
-        "affected" => Status::Affected,
-        "unaffected" => Status::NotAffected,
-        "unknown" => Status::UnderInvestigation,
-        _ => return None,
-    })
+    [
+        ("affected", Status::Affected),
+        ("unaffected", Status::NotAffected),
+        ("unknown", Status::UnderInvestigation),
+    ]
+    .into_iter()
+    .find(|(name, _)| name.eq_ignore_ascii_case(status))
+    .map(|(_, s)| s)
 }
 
 /// `analysis.justification` → CISA justification.
@@ -216,41 +563,43 @@ fn map_version_status(status: &str) -> Option<Status> {
 /// accepted as is. Anything else maps to `None`; the source value is always
 /// kept in metadata either way.
 fn map_justification(j: &str) -> Option<Justification> {
-    Some(match j {
-        "code_not_present" => Justification::VulnerableCodeNotPresent,
-        "code_not_reachable" => Justification::VulnerableCodeNotInExecutePath,
-        "requires_configuration" | "requires_dependency" | "requires_environment" => {
-            Justification::VulnerableCodeCannotBeControlledByAdversary
-        }
-        "protected_by_compiler"
-        | "protected_at_runtime"
-        | "protected_at_perimeter"
-        | "protected_by_mitigating_control" => Justification::InlineMitigationsAlreadyExist,
-        other => return Justification::from_cisa(other),
-    })
+    use Justification::*;
+    const TABLE: [(&str, Justification); 9] = [
+        ("code_not_present", VulnerableCodeNotPresent),
+        ("code_not_reachable", VulnerableCodeNotInExecutePath),
+        ("requires_configuration", VulnerableCodeCannotBeControlledByAdversary),
+        ("requires_dependency", VulnerableCodeCannotBeControlledByAdversary),
+        ("requires_environment", VulnerableCodeCannotBeControlledByAdversary),
+        ("protected_by_compiler", InlineMitigationsAlreadyExist),
+        ("protected_at_runtime", InlineMitigationsAlreadyExist),
+        ("protected_at_perimeter", InlineMitigationsAlreadyExist),
+        ("protected_by_mitigating_control", InlineMitigationsAlreadyExist),
+    ];
+    TABLE
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(j))
+        .map(|&(_, just)| just)
+        .or_else(|| Justification::from_cisa(j))
 }
 
 /// Rank of a CycloneDX severity; `None` for `unknown` and anything
 /// unrecognized.
 fn severity_rank(s: &str) -> Option<(u8, &'static str)> {
-    Some(match s.to_ascii_lowercase().as_str() {
-        "critical" => (6, "critical"),
-        "high" => (5, "high"),
-        "medium" => (4, "medium"),
-        "low" => (3, "low"),
-        "info" => (2, "info"),
-        "none" => (1, "none"),
-        _ => return None,
-    })
+    ["none", "info", "low", "medium", "high", "critical"]
+        .into_iter()
+        .zip(1..)
+        .find(|(name, _)| name.eq_ignore_ascii_case(s))
+        .map(|(name, rank)| (rank, name))
 }
 
 /// The vulnerability's severity from `ratings[]` (see module docs).
-fn severity(vuln: Value<'_>) -> Option<String> {
+fn severity(ratings: Option<Value<'_>>) -> Option<String> {
     let mut best: Option<(u8, &'static str)> = None;
     let mut best_score: Option<(f64, String)> = None;
     let mut other: Option<&str> = None;
-    for rating in array(vuln, "ratings") {
-        if let Some(s) = non_empty(rating, "severity") {
+    for rating in elements(ratings) {
+        let [severity, score] = rating.pick(["severity", "score"]);
+        if let Some(s) = non_empty_str(severity) {
             match severity_rank(s) {
                 Some(r) if best.is_none_or(|b| r.0 > b.0) => best = Some(r),
                 Some(_) => {}
@@ -259,7 +608,7 @@ fn severity(vuln: Value<'_>) -> Option<String> {
                 }
             }
         }
-        if let Some(text) = rating.get("score").and_then(scalar_string) {
+        if let Some(text) = score.and_then(scalar_string) {
             if let Ok(score) = text.trim().parse::<f64>() {
                 if score.is_finite() && best_score.as_ref().is_none_or(|b| score > b.0) {
                     best_score = Some((score, text.trim().to_owned()));
@@ -271,9 +620,12 @@ fn severity(vuln: Value<'_>) -> Option<String> {
 }
 
 /// The id and aliases of a vulnerability (see module docs).
-fn identity(vuln: Value<'_>) -> Option<(String, Vec<String>)> {
-    let ref_ids: Vec<&str> = array(vuln, "references").filter_map(|r| non_empty(r, "id")).collect();
-    let id = non_empty(vuln, "id").or_else(|| ref_ids.first().copied())?;
+fn identity<'a>(
+    id: Option<Value<'a>>,
+    references: Option<Value<'a>>,
+) -> Option<(String, Vec<String>)> {
+    let ref_ids: Vec<&str> = elements(references).filter_map(|r| non_empty(r, "id")).collect();
+    let id = non_empty_str(id).or_else(|| ref_ids.first().copied())?;
     let mut aliases = Vec::new();
     for a in ref_ids.into_iter().filter(|a| *a != id) {
         push_unique(&mut aliases, a);
@@ -281,104 +633,41 @@ fn identity(vuln: Value<'_>) -> Option<(String, Vec<String>)> {
     Some((id.to_owned(), aliases))
 }
 
-fn add_vulnerability(vuln: Value<'_>, index: &Index<'_>, out: &mut Vec<Claim>) {
-    if !vuln.is_object() {
-        return;
-    }
-    let Some((id, aliases)) = identity(vuln) else {
-        return;
+/// The entries of an `affects` list (what a skipped vulnerability drops).
+fn count_affects(affects: Option<Value<'_>>) -> u64 {
+    elements(affects).map(|a| affects_entries(versions_of(a))).sum()
+}
+
+/// The version entries of an `affects` item, when it has any.
+fn versions_of(affect: Value<'_>) -> Option<simd_json::tape::Array<'_, '_>> {
+    affect.field("versions").and_then(|v| v.as_array()).filter(|v| !v.is_empty())
+}
+
+fn affects_entries(versions: Option<simd_json::tape::Array<'_, '_>>) -> u64 {
+    versions.map_or(1, |v| v.len() as u64)
+}
+
+/// The analysis verdict from its `state`: a status, none (not analysed),
+/// or what is wrong with the state.
+fn verdict(state: Option<Value<'_>>) -> Result<Option<Status>, String> {
+    let Some(state) = state.filter(|s| !s.is_null()) else {
+        return Ok(None);
     };
-    let analysis = vuln.get("analysis").filter(|a| a.is_object());
-    let state = analysis.and_then(|a| non_empty(a, "state"));
-    let state_status = state.and_then(map_state);
-    let justification_raw = analysis.and_then(|a| non_empty(a, "justification"));
-    let justification = justification_raw.and_then(map_justification);
-    let responses: Vec<&str> = elements(analysis.and_then(|a| a.get("response")))
-        .filter_map(|r| r.into_string().map(str::trim).filter(|r| !r.is_empty()))
-        .collect();
-
-    let mut template = Claim::new(id, String::new(), Status::UnderInvestigation);
-    template.aliases = aliases;
-    template.detail = analysis
-        .and_then(|a| non_empty(a, "detail"))
-        .or_else(|| non_empty(vuln, "description"))
-        .or_else(|| non_empty(vuln, "detail"))
-        .map(str::to_owned);
-    let response = (!responses.is_empty()).then(|| responses.join(", "));
-    let action: Vec<&str> =
-        [response.as_deref(), non_empty(vuln, "recommendation"), non_empty(vuln, "workaround")]
-            .into_iter()
-            .flatten()
-            .collect();
-    template.action = (!action.is_empty()).then(|| action.join("; "));
-    template.severity = severity(vuln);
-    let meta = &mut template.metadata;
-    meta.insert("state", state.unwrap_or("absent").to_owned());
-    if let Some(j) = justification_raw {
-        meta.insert("justification", j.to_owned());
-    }
-    if let Some(r) = response {
-        meta.insert("response", r);
-    }
-    if let Some(source) = vuln.get("source").and_then(|s| non_empty(s, "name")) {
-        meta.insert("source", source.to_owned());
-    }
-
-    let finish = |mut claim: Claim, status: Status| {
-        claim.status = status;
-        claim.justification = justification.filter(|_| status == Status::NotAffected);
-        claim
+    let Some(word) = state.into_string() else {
+        return Err(format!("analysis.state is {}, not a string", kind_of(state)));
     };
-
-    for affect in array(vuln, "affects") {
-        let Some(raw_ref) = non_empty(affect, "ref") else {
-            continue;
-        };
-        let mut base = template.clone();
-        let (key, purl) = resolve(raw_ref, index, &mut base);
-        base.product_key = key;
-        base.purl = purl;
-        base.metadata.insert("ref", raw_ref.to_owned());
-
-        let mut any_version = false;
-        for entry in array(affect, "versions") {
-            let version = entry.get("version").and_then(scalar_string);
-            let version = version.as_deref().map(str::trim).filter(|v| !v.is_empty());
-            let range = non_empty(entry, "range");
-            let suffix = match (version, range) {
-                (Some(v), _) => format!("#version={v}"),
-                (None, Some(r)) => format!("#range={r}"),
-                (None, None) => continue,
-            };
-            any_version = true;
-            let status_raw = non_empty(entry, "status");
-            let status = status_raw
-                .and_then(map_version_status)
-                .or(state_status)
-                .unwrap_or(Status::Affected);
-            let mut claim = base.clone();
-            claim.product_key.push_str(&suffix);
-            if let Some(v) = version {
-                claim.metadata.insert("version", v.to_owned());
-            }
-            if let Some(r) = range {
-                claim.metadata.insert("range", r.to_owned());
-            }
-            if let Some(s) = status_raw {
-                claim.metadata.insert("versionStatus", s.to_owned());
-            }
-            out.push(finish(claim, status));
-        }
-        if !any_version {
-            out.push(finish(base, state_status.unwrap_or(Status::UnderInvestigation)));
-        }
+    let word = word.trim();
+    if word.is_empty() {
+        return Ok(None);
     }
+    map_state(word).map(Some).ok_or_else(|| format!("unknown analysis.state {}", quoted(word)))
 }
 
 /// Resolves an `affects[].ref` to (productKey, purl), recording the
 /// component's name and version in the claim's metadata when the ref
-/// resolves to a component of this document.
-fn resolve(raw: &str, index: &Index<'_>, claim: &mut Claim) -> (String, Option<String>) {
+/// resolves to a component of this document; `None` when it resolves to
+/// nothing (see the module docs).
+fn resolve(raw: &str, index: &Index<'_>, claim: &mut Claim) -> Option<(String, Option<String>)> {
     let is_link = raw.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("urn:cdx:"));
     // A BOM-Link without a fragment names a whole BOM: nothing to look up.
     let lookup = if is_link { raw.split_once('#').map(|(_, f)| f.trim()) } else { Some(raw) };
@@ -396,8 +685,11 @@ fn resolve(raw: &str, index: &Index<'_>, claim: &mut Claim) -> (String, Option<S
     }
     let purl = target.and_then(|t| t.purl).or_else(|| lookup.filter(|l| l.starts_with("pkg:")));
     let cpe = target.and_then(|t| t.cpe).or_else(|| lookup.filter(|l| l.starts_with("cpe:")));
+    if target.is_none() && !is_link && purl.is_none() && cpe.is_none() {
+        return None;
+    }
     let key = purl.or(cpe).unwrap_or(raw).to_owned();
-    (key, purl.map(str::to_owned))
+    Some((key, purl.map(str::to_owned)))
 }
 
 /// Percent-decodes `s`; `None` when it has no escapes or the result is not
@@ -474,7 +766,7 @@ mod tests {
             // Lenient extras: OpenVEX names, other case, unknown values.
             ("affected", Status::Affected),
             ("Exploitable", Status::Affected),
-            ("no_such_state", Status::UnderInvestigation),
+            ("NOT_AFFECTED", Status::NotAffected),
         ];
         for (state, want) in cases {
             let d = with_analysis(&format!(r#""analysis":{{"state":"{state}"}},"#));
@@ -482,6 +774,34 @@ mod tests {
             assert_eq!(d.claims[0].status, want, "{state}");
             assert_eq!(d.claims[0].metadata["state"], state);
         }
+    }
+
+    #[test]
+    fn unknown_state_drops_what_depends_on_it() {
+        // The ref-level entry and an affected version take the verdict:
+        // dropped. The unaffected version does not need it: kept.
+        let d = run(
+            r#"{"bomFormat":"CycloneDX","components":[{"bom-ref":"c","purl":"pkg:npm/c@1"}],
+            "vulnerabilities":[{"id":"CVE-1","analysis":{"state":"no_such_state"},"affects":[
+              {"ref":"c"},
+              {"ref":"c","versions":[{"version":"1","status":"affected"},{"version":"2","status":"unaffected"}]}]},
+              {"id":"CVE-2","analysis":{"state":7},"affects":[{"ref":"c"}]}]}"#,
+        );
+        let keys: Vec<_> = d.claims.iter().map(|c| (c.product_key.as_str(), c.status)).collect();
+        assert_eq!(keys, [("pkg:npm/c@1#version=2", Status::NotAffected)]);
+        assert_eq!(d.dropped.unknown_status, 3);
+        let notes: Vec<_> = d.notes.iter().map(|n| (n.at.as_str(), n.detail.as_str())).collect();
+        assert_eq!(
+            notes,
+            [
+                ("vulnerabilities[0].affects[0]", r#"unknown analysis.state "no_such_state""#),
+                (
+                    "vulnerabilities[0].affects[1].versions[0]",
+                    r#"unknown analysis.state "no_such_state""#
+                ),
+                ("vulnerabilities[1].affects[0]", "analysis.state is a number, not a string"),
+            ]
+        );
     }
 
     #[test]
@@ -559,8 +879,26 @@ mod tests {
                 "cpe:2.3:a:x:b:1:*:*:*:*:*:*:*",
                 "pkg:npm/c@3",
                 "svc2",
-                "nowhere",
                 "pkg:npm/direct@2"
+            ]
+        );
+        // "nowhere" is no bom-ref, BOM-Link, purl or CPE; the last three
+        // have no usable ref.
+        assert_eq!((d.dropped.unresolved_reference, d.dropped.no_product_id), (1, 3));
+        let notes: Vec<_> = d.notes.iter().map(|n| (n.at.as_str(), n.detail.as_str())).collect();
+        assert_eq!(
+            notes,
+            [
+                (
+                    "vulnerabilities[0].affects[6]",
+                    r#"ref "nowhere" is no bom-ref of this BOM, no BOM-Link, purl or CPE"#
+                ),
+                ("vulnerabilities[0].affects[8]", "the affects entry's ref is empty"),
+                (
+                    "vulnerabilities[0].affects[9]",
+                    "the affects entry's ref is a number, not a string"
+                ),
+                ("vulnerabilities[0].affects[10]", "the affects entry has no ref"),
             ]
         );
         let root = find(&d, "CVE-1", "root");
@@ -571,7 +909,6 @@ mod tests {
         assert_eq!(find(&d, "CVE-1", "pkg:npm/c@3").purl.as_deref(), Some("pkg:npm/c@3"));
         assert_eq!(find(&d, "CVE-1", "cpe:2.3:a:x:b:1:*:*:*:*:*:*:*").purl, None);
         assert_eq!(find(&d, "CVE-1", "svc2").metadata["componentName"], "Inner API");
-        assert!(!find(&d, "CVE-1", "nowhere").metadata.contains_key("componentName"));
         assert_eq!(find(&d, "CVE-1", "pkg:npm/direct@2").purl.as_deref(), Some("pkg:npm/direct@2"));
     }
 
@@ -609,18 +946,20 @@ mod tests {
     }
 
     #[test]
-    fn versions_with_mixed_status_all_survive() {
+    fn version_status_says_presence_and_analysis_gives_the_verdict() {
         let d = run(
             r#"{"bomFormat":"CycloneDX","components":[{"bom-ref":"p","purl":"pkg:maven/g/p@9"}],
             "vulnerabilities":[
               {"id":"CVE-1","analysis":{"state":"exploitable","detail":"upgrade"},"affects":[{"ref":"p","versions":[
                 {"version":"2.4","status":"affected"},{"range":"vers:generic/>=2.9|<=4.1","status":"affected"}]}]},
-              {"id":"CVE-1","analysis":{"state":"not_affected","justification":"code_not_present","detail":"removed"},
+              {"id":"CVE-1","analysis":{"state":"not_affected","justification":"code_not_reachable","detail":"never called",
+                "response":["will_not_fix"]},
                "affects":[{"ref":"p","versions":[
                 {"version":"2.5","status":"unaffected"},{"range":"vers:generic/>=1.0|<=2.3"},
-                {"version":"2.7","status":"affected"},{"version":"2.8","status":"unknown"}]}]}]}"#,
+                {"version":"2.7","status":"AFFECTED"},{"version":"2.8","status":"unknown"}]}]},
+              {"id":"CVE-2","affects":[{"ref":"p","versions":[{"version":"1.0","status":"affected"},{"version":"1.1"}]}]}]}"#,
         );
-        assert_eq!(d.claims.len(), 6, "no ref-level claim besides the version claims");
+        assert_eq!(d.claims.len(), 8, "no ref-level claim besides the version claims");
         let c = find(&d, "CVE-1", "pkg:maven/g/p@9#version=2.4");
         assert_eq!((c.status, c.justification), (Status::Affected, None));
         assert_eq!(c.purl.as_deref(), Some("pkg:maven/g/p@9"));
@@ -628,34 +967,52 @@ mod tests {
         let c = find(&d, "CVE-1", "pkg:maven/g/p@9#range=vers:generic/>=2.9|<=4.1");
         assert_eq!(c.status, Status::Affected);
         assert_eq!(c.metadata["range"], "vers:generic/>=2.9|<=4.1");
+        // unaffected: the vulnerability is not in that version.
         let c = find(&d, "CVE-1", "pkg:maven/g/p@9#version=2.5");
         assert_eq!(c.status, Status::NotAffected);
         assert_eq!(c.justification, Some(Justification::VulnerableCodeNotPresent));
-        assert_eq!(c.detail.as_deref(), Some("removed"));
+        assert_eq!(c.detail.as_deref(), Some("never called"));
         assert_eq!(c.metadata["versionStatus"], "unaffected");
-        // No status: inherits analysis.state, justification included.
-        let c = find(&d, "CVE-1", "pkg:maven/g/p@9#range=vers:generic/>=1.0|<=2.3");
-        assert_eq!(c.status, Status::NotAffected);
-        assert_eq!(c.justification, Some(Justification::VulnerableCodeNotPresent));
-        assert!(!c.metadata.contains_key("versionStatus"));
-        // The entry's own status wins over analysis.state.
-        let c = find(&d, "CVE-1", "pkg:maven/g/p@9#version=2.7");
-        assert_eq!((c.status, c.justification), (Status::Affected, None));
-        assert_eq!(
-            find(&d, "CVE-1", "pkg:maven/g/p@9#version=2.8").status,
-            Status::UnderInvestigation
-        );
+        assert_eq!(c.metadata["justification"], "code_not_reachable");
+        // No status (the schema default, affected) and affected in any
+        // case: present, and the analysis says not exploitable.
+        for key in ["pkg:maven/g/p@9#range=vers:generic/>=1.0|<=2.3", "pkg:maven/g/p@9#version=2.7"]
+        {
+            let c = find(&d, "CVE-1", key);
+            assert_eq!(c.status, Status::NotAffected, "{key}");
+            assert_eq!(
+                c.justification,
+                Some(Justification::VulnerableCodeNotInExecutePath),
+                "{key}"
+            );
+            assert_eq!(c.detail.as_deref(), Some("never called"), "{key}");
+            assert_eq!(c.action.as_deref(), Some("will_not_fix"), "{key}");
+        }
+        assert!(!find(&d, "CVE-1", "pkg:maven/g/p@9#range=vers:generic/>=1.0|<=2.3")
+            .metadata
+            .contains_key("versionStatus"));
+        let c = find(&d, "CVE-1", "pkg:maven/g/p@9#version=2.8");
+        assert_eq!((c.status, c.justification), (Status::UnderInvestigation, None));
+        // No analysis at all: affected versions are affected.
+        assert_eq!(find(&d, "CVE-2", "pkg:maven/g/p@9#version=1.0").status, Status::Affected);
+        assert_eq!(find(&d, "CVE-2", "pkg:maven/g/p@9#version=1.1").status, Status::Affected);
+        assert!(d.dropped.is_empty());
     }
 
     #[test]
     fn version_entry_edge_cases() {
-        let d = run(r#"{"bomFormat":"CycloneDX","vulnerabilities":[
-            {"id":"CVE-1","affects":[
-                {"ref":"a","versions":[{"version":"1"},{"version":2},{"version":"3","status":"bogus"}]},
-                {"ref":"b","versions":[]},
-                {"ref":"c","versions":[{"status":"affected"},{"version":""}]},
-                {"ref":"d","versions":[{"version":"5","range":"vers:npm/>=5|<6"}]},
-                {"ref":"e","versions":"junk"}]}]}"#);
+        let refs: Vec<String> =
+            ["a", "b", "c", "d", "e"].iter().map(|r| format!(r#"{{"bom-ref":"{r}"}}"#)).collect();
+        let d = run(&format!(
+            r#"{{"bomFormat":"CycloneDX","components":[{}],"vulnerabilities":[
+            {{"id":"CVE-1","affects":[
+                {{"ref":"a","versions":[{{"version":"1"}},{{"version":2}},{{"version":"3","status":"bogus"}}]}},
+                {{"ref":"b","versions":[]}},
+                {{"ref":"c","versions":[{{"status":"affected"}},{{"version":""}}]}},
+                {{"ref":"d","versions":[{{"version":"5","range":"vers:npm/>=5|<6"}}]}},
+                {{"ref":"e","versions":"junk"}}]}}]}}"#,
+            refs.join(",")
+        ));
         let keys: Vec<_> = d.claims.iter().map(|c| (c.product_key.as_str(), c.status)).collect();
         assert_eq!(
             keys,
@@ -663,16 +1020,31 @@ mod tests {
                 // No status and no analysis: the schema default, affected.
                 ("a#version=1", Status::Affected),
                 ("a#version=2", Status::Affected),
-                ("a#version=3", Status::Affected),
-                // No usable version entry: the ref-level claim.
+                // No version entry: the ref-level claim, not analysed.
                 ("b", Status::UnderInvestigation),
-                ("c", Status::UnderInvestigation),
                 ("d#version=5", Status::Affected),
                 ("e", Status::UnderInvestigation),
             ]
         );
-        assert_eq!(d.claims[2].metadata["versionStatus"], "bogus");
-        assert_eq!(d.claims[5].metadata["range"], "vers:npm/>=5|<6");
+        assert_eq!(d.claims[3].metadata["range"], "vers:npm/>=5|<6");
+        // An unknown version status, and two entries with neither version
+        // nor range: skipped, each noted.
+        assert_eq!((d.dropped.unknown_status, d.dropped.no_product_id), (1, 2));
+        let notes: Vec<_> = d.notes.iter().map(|n| (n.at.as_str(), n.detail.as_str())).collect();
+        assert_eq!(
+            notes,
+            [
+                ("vulnerabilities[0].affects[0].versions[2]", r#"unknown version status "bogus""#),
+                (
+                    "vulnerabilities[0].affects[2].versions[0]",
+                    "the version entry has neither version nor range"
+                ),
+                (
+                    "vulnerabilities[0].affects[2].versions[1]",
+                    "the version entry has neither version nor range"
+                ),
+            ]
+        );
     }
 
     #[test]
@@ -705,10 +1077,15 @@ mod tests {
             {"id":"CVE-1","references":[{"id":"GHSA-1"},{"id":"CVE-1"},{"id":"GHSA-1"},{"id":"OSV-1","source":{}},{"url":"x"}],
              "description":"desc","detail":"vdetail","recommendation":"Upgrade to 2.","workaround":"Turn it off.",
              "analysis":{"state":"exploitable","response":["update","rollback"]},
-             "affects":[{"ref":"p"}]},
-            {"references":[{"id":"GHSA-2"},{"id":"CVE-2"}],"detail":"vdetail","affects":[{"ref":"p"}]},
-            {"description":"no id","affects":[{"ref":"p"}]}]}"#);
+             "affects":[{"ref":"pkg:npm/p@1"}]},
+            {"references":[{"id":"GHSA-2"},{"id":"CVE-2"}],"detail":"vdetail","affects":[{"ref":"pkg:npm/p@1"}]},
+            {"description":"no id","affects":[{"ref":"pkg:npm/p@1"},{"ref":"pkg:npm/q@1"}]}]}"#);
         assert_eq!(d.claims.len(), 2);
+        // The vulnerability without any id: both its entries, one note.
+        assert_eq!(d.dropped.no_vulnerability_id, 2);
+        assert_eq!(d.notes.len(), 1);
+        assert_eq!(d.notes[0].at, "vulnerabilities[2]");
+        assert_eq!(d.notes[0].entries, 2);
         let c = &d.claims[0];
         assert_eq!(c.aliases, ["GHSA-1", "OSV-1"]);
         assert_eq!(c.detail.as_deref(), Some("desc"));
@@ -785,11 +1162,15 @@ mod tests {
     }
 
     #[test]
-    fn later_statement_wins_in_document_order() {
+    fn repeated_statements_resolve_by_precedence() {
+        // A BOM's vulnerabilities carry no time: two statuses for one
+        // vulnerability and ref are a contradiction, decided by precedence.
         let d = run(r#"{"bomFormat":"CycloneDX","vulnerabilities":[
-            {"id":"CVE-1","analysis":{"state":"exploitable"},"affects":[{"ref":"a"},{"ref":"b"}]},
-            {"id":"CVE-2","analysis":{"state":"exploitable"},"affects":[{"ref":"a"}]},
-            {"id":"CVE-1","analysis":{"state":"resolved"},"affects":[{"ref":"a"}]}]}"#);
+            {"id":"CVE-1","analysis":{"state":"resolved"},"affects":[{"ref":"pkg:npm/a@1"},{"ref":"pkg:npm/b@1"}]},
+            {"id":"CVE-2","analysis":{"state":"exploitable"},"affects":[{"ref":"pkg:npm/a@1"}]},
+            {"id":"CVE-1","analysis":{"state":"exploitable"},"affects":[{"ref":"pkg:npm/a@1"}]},
+            {"id":"CVE-1","analysis":{"state":"false_positive"},"affects":[{"ref":"pkg:npm/a@1"}]},
+            {"id":"CVE-1","analysis":{"state":"resolved","detail":"again"},"affects":[{"ref":"pkg:npm/b@1"}]}]}"#);
         let got: Vec<_> = d
             .claims
             .iter()
@@ -798,11 +1179,16 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("CVE-1", "a", Status::Fixed),
-                ("CVE-1", "b", Status::Affected),
-                ("CVE-2", "a", Status::Affected)
+                ("CVE-1", "pkg:npm/a@1", Status::Affected),
+                ("CVE-1", "pkg:npm/b@1", Status::Fixed),
+                ("CVE-2", "pkg:npm/a@1", Status::Affected)
             ]
         );
+        assert_eq!(d.claims[0].metadata["conflictingStatuses"], "fixed,not_affected");
+        // The same status again: the later statement, superseding.
+        assert_eq!(d.claims[1].detail.as_deref(), Some("again"));
+        assert!(!d.claims[1].metadata.contains_key("conflictingStatuses"));
+        assert_eq!((d.dropped.contradiction, d.dropped.superseded), (2, 1));
     }
 
     #[test]
@@ -845,6 +1231,7 @@ mod tests {
         // version entry where `versions[]` is given, after dedupe), shared
         // with the CLI tests; a new file only has to normalize.
         let expected = crate::normalize::testutil::sample_claims("cyclonedx");
+        let dropped = crate::normalize::testutil::sample_dropped("cyclonedx");
         for path in json_files(&dir) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let mut bytes = std::fs::read(&path).unwrap();
@@ -853,6 +1240,9 @@ mod tests {
             eprintln!("{name}: {} claims", d.claims.len());
             if let Some((_, n)) = expected.iter().find(|(f, _)| f == &name) {
                 assert_eq!(d.claims.len(), *n, "{name}");
+            }
+            if let Some((_, dropped)) = dropped.iter().find(|(f, _)| f == &name) {
+                assert_eq!(d.dropped, *dropped, "{name}");
             }
         }
     }
@@ -872,9 +1262,13 @@ mod tests {
         let purl =
             "pkg:deb/ubuntu/libstdc%2B%2B6@12.3.0-1ubuntu1~22.04?arch=amd64&distro=ubuntu-22.04";
         let c = find(&d, "CVE-2022-27943", &format!("{purl}#version=12.3.0-1ubuntu1~22.04"));
-        assert_eq!(c.status, Status::Affected, "the version's own status wins");
+        // The version status says the vulnerability is present in 12.3.0;
+        // the analysis says it is not exploitable there.
+        assert_eq!(c.status, Status::NotAffected);
+        assert_eq!(c.justification, None, "the analysis gives no justification");
         assert_eq!(c.purl.as_deref(), Some(purl));
         assert_eq!(c.metadata["state"], "not_affected");
+        assert_eq!(c.metadata["versionStatus"], "affected");
 
         let d = load("bom-examples__VEX_CISA-Use-Cases_Case-8_vex.json");
         let abc = "urn:cdx:cbb2cd68-2857-43b8-a10b-e8c03d277d18/1#product-ABC";
@@ -892,8 +1286,11 @@ mod tests {
             find(&d, "CVE-2021-45105", &format!("{jkl}#version=5.1")).status,
             Status::Affected
         );
-        // Said unaffected, then resolved, later in the document: fixed.
-        assert_eq!(find(&d, "CVE-2021-45105", &format!("{jkl}#version=5.2")).status, Status::Fixed);
+        // Said unaffected, and resolved elsewhere in the document: a
+        // contradiction, fixed by precedence, the other status kept.
+        let c = find(&d, "CVE-2021-45105", &format!("{jkl}#version=5.2"));
+        assert_eq!(c.status, Status::Fixed);
+        assert_eq!(c.metadata["conflictingStatuses"], "not_affected");
         // Only per-version claims: no ref-level claim for either product.
         assert!(d
             .claims

@@ -1,23 +1,76 @@
 //! Stores: where statements, the document ledger, EPSS rows, checkpoints
 //! and run records live.
 //!
-//! The [`Store`] trait is the stateful end of the pipeline: it is called in
-//! order, one batch at a time, from one thread. The embedded default is
-//! [`SqliteStore`] (a single file, no server). [`open`] picks the store from
-//! a URI.
+//! A store is the stateful end of the pipeline: it is called in order, one
+//! batch at a time, from one thread (the writer loop). Its roles are small
+//! traits, each with one or a few required methods and no-op hooks, so a
+//! sink implements only what it has and nothing fails at run time with
+//! "not supported":
+//!
+//! * [`StatementSink`]: writes batches of normalized documents (statements,
+//!   ledger entries, the run's checkpoint and record, atomically where the
+//!   store allows). [`DryRun`] is a sink and nothing more.
+//! * [`EpssSink`]: upserts EPSS rows by the one change rule
+//!   ([`crate::model::epss_changed`]).
+//! * [`RunLog`]: run records and checkpoints, reached from the sinks through
+//!   [`Logged::run_log`].
+//! * [`Queries`]: `get`, `export` and `stats`, returning the logical model.
+//! * [`Admin`]: rollback and enrichment.
+//! * [`Store`]: a backend with every role, which [`open`] picks from a URI.
+//!
+//! The embedded default is [`SqliteStore`] (a single file, no server). The
+//! MongoDB store (`MongoStore`; and `RawSpool`, the `vex.raw` reader, among
+//! the sources) is behind the cargo feature `mongodb`, on by default.
+//! Without it the engine is SQLite-only, with neither tokio nor rustls, and
+//! [`open`] refuses a MongoDB URI with a usage error ([`without_mongodb`]).
+//!
+//! # Adding a backend
+//!
+//! The logical model is defined once, in [`crate::model`]: the shapes users
+//! see ([`Statement`], [`crate::model::LedgerEntry`], [`EpssRow`] and
+//! [`crate::model::EpssRecord`], [`RunRecord`], [`Checkpoint`], [`Stats`])
+//! and the rules every backend shares (the EPSS change rule, enrichment
+//! signals, sort orders in [`crate::model::order`], run status names). A
+//! backend only maps them to and from its storage:
+//!
+//! 1. A folder `store/<name>/` with the struct and its role-trait impls in
+//!    `mod.rs`, kept thin, and the parts beside it (as `sqlite/` and
+//!    `mongo/`: schema, writes, reads, and the mapping between rows and
+//!    the model). Write a batch, its checkpoint and its run record in one
+//!    transaction where the database has them; otherwise write the
+//!    checkpoint only after the batch is acknowledged (as MongoDB does), so
+//!    a resumed run never skips unwritten documents.
+//! 2. Implement [`Logged`], [`StatementSink`], [`EpssSink`], [`RunLog`],
+//!    [`Queries`], [`Admin`] and [`Store`]; return the model types, sorted
+//!    by [`crate::model::order`], and use the model's rules rather than
+//!    restating them in the backend's query language where they decide a
+//!    result.
+//! 3. Add the URI scheme to [`open`], behind a default-on cargo feature if
+//!    the driver is heavy, with a usage error when the feature is off.
+//!    Credentials go through [`crate::redact`] wherever a URI is printed or
+//!    recorded.
+//! 4. Run the shared conformance tests against it: in `cli/tests/util.rs`,
+//!    give `StoreKind` a variant (how a test gets a fresh store of that
+//!    kind), and add one line to the `store_tests!` macro, a
+//!    `#[test] fn <name>()` calling the test body with that kind. Every
+//!    store test in `cli/tests` then runs against the new backend too.
 
+#[cfg(feature = "mongodb")]
 mod mongo;
 mod null;
 mod sqlite;
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
-
-pub use mongo::{MongoStore, RawSpool, RETRY_BUDGET, RETRY_BUDGET_ENV, WRITE_PATH_ENV};
-pub use null::NullStore;
+#[cfg(feature = "mongodb")]
+pub use mongo::{MongoStore, RETRY_BUDGET, RETRY_BUDGET_ENV, WRITE_PATH_ENV};
+pub use null::DryRun;
 pub use sqlite::SqliteStore;
+
+pub use crate::model::{
+    BatchOutcome, Checkpoint, CheckpointState, ContentIdentity, EpssRow, Export, Record,
+    RollbackReport, RollbackScope, RunRecord, RunStatus, Statement, Stats, UpsertCounts,
+};
 
 use crate::dedupe::Digest;
 use crate::error::{Error, Result};
@@ -34,6 +87,10 @@ pub struct StoreOptions {
     /// How long a SQLite write waits for another writer's lock before it
     /// fails (concurrent shards share one file).
     pub busy_timeout: std::time::Duration,
+    /// Create the store when it does not exist (commands that load data);
+    /// otherwise a missing SQLite file is [`Error::NoStore`], not a new
+    /// empty store that reports zeros.
+    pub create: bool,
 }
 
 impl Default for StoreOptions {
@@ -42,156 +99,9 @@ impl Default for StoreOptions {
             statements_collection: "vex.statements".into(),
             raw_collection: "vex.raw".into(),
             busy_timeout: std::time::Duration::from_secs(60),
+            create: true,
         }
     }
-}
-
-/// Status of a run record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Still going (or crashed without recording an end).
-    Running,
-    /// Finished.
-    Completed,
-    /// Ended early by a stop signal or time limit; a rerun continues.
-    Stopped,
-    /// Ended by a fatal error.
-    Failed,
-}
-
-impl RunStatus {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Completed => "completed",
-            RunStatus::Stopped => "stopped",
-            RunStatus::Failed => "failed",
-        }
-    }
-
-    fn from_name(s: &str) -> RunStatus {
-        match s {
-            "completed" => RunStatus::Completed,
-            "stopped" => RunStatus::Stopped,
-            "failed" => RunStatus::Failed,
-            _ => RunStatus::Running,
-        }
-    }
-}
-
-/// One entry of the `runs` collection.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunRecord {
-    /// Unique id, also stamped on every statement the run writes.
-    pub run_id: String,
-    /// Subcommand (`statements`, `epss`, ...).
-    pub command: String,
-    /// Command-line arguments, credentials redacted.
-    pub arguments: Vec<String>,
-    /// Start, RFC 3339.
-    pub started_at: String,
-    /// End, RFC 3339, once ended.
-    pub ended_at: Option<String>,
-    /// Current status.
-    pub status: RunStatus,
-    /// Counters (the command's stats as JSON).
-    pub counters: Json,
-    /// The fatal error, when it failed.
-    pub error: Option<String>,
-}
-
-/// One row of the `epss` collection, as parsed from an export.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EpssRow {
-    /// `CVE-YYYY-NNNN…`, the key.
-    pub cve: crate::epss::CveId,
-    /// Probability of exploitation in the next 30 days, in [0, 1].
-    pub epss_score: f64,
-    /// Percentile of the score among all CVEs (FIRST CSV only).
-    pub percentile: Option<f64>,
-    /// Listed in CISA KEV. `None` (FIRST CSV rows) keeps the stored value.
-    pub is_known_exploit: Option<bool>,
-    /// EPSS model version (`v2026.06.15`), when the export says. Shared:
-    /// a file usually gives one for all its rows.
-    pub model_version: Option<std::sync::Arc<str>>,
-    /// Score date (RFC 3339), when the export says. Shared, like the model.
-    pub score_date: Option<std::sync::Arc<str>>,
-}
-
-/// Where an EPSS source was last durably ingested up to.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Checkpoint {
-    /// `epss` or `cve_enrichment`.
-    pub data_type: String,
-    /// The bucket root or CSV path the checkpoint belongs to.
-    pub source: String,
-    /// Last sequence (directory) ingested, fully or up to `offset`.
-    pub sequence: String,
-    /// Last chunk (file) in that sequence.
-    pub chunk: String,
-    /// Byte offset in the chunk up to which rows are written; the file
-    /// length when it is finished.
-    pub offset: u64,
-    /// True when `chunk` was read to its end.
-    pub complete: bool,
-}
-
-/// What an EPSS upsert did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UpsertCounts {
-    /// Rows inserted or whose values changed (`updatedAt` moved).
-    pub upserted: u64,
-    /// Rows already present with the same values (`updatedAt` kept).
-    pub unchanged: u64,
-}
-
-impl std::ops::AddAssign for UpsertCounts {
-    fn add_assign(&mut self, o: UpsertCounts) {
-        self.upserted += o.upserted;
-        self.unchanged += o.unchanged;
-    }
-}
-
-/// Which documents a rollback removes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RollbackScope {
-    /// Everything one run wrote.
-    Run(String),
-    /// Everything written in `[since, until)` (Unix microseconds).
-    Inserted {
-        /// Inclusive start.
-        since: i64,
-        /// Exclusive end.
-        until: i64,
-    },
-}
-
-/// What a rollback removed (or, dry, would remove).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RollbackReport {
-    /// Statements deleted.
-    pub statements: u64,
-    /// Digests of the documents whose statements and ledger entries were
-    /// deleted: replay these to restore them.
-    pub digests: Vec<String>,
-}
-
-/// A collection that [`Store::export`] can stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Export {
-    /// The statements collection.
-    Statements,
-    /// The `documents` ledger.
-    Documents,
-    /// The `epss` collection, by `cve`.
-    Epss,
 }
 
 /// Per-batch write context.
@@ -206,141 +116,202 @@ pub struct WriteContext<'a> {
     /// The run's progress after this batch, saved with it (atomically where
     /// the store allows; otherwise only after the batch is acknowledged).
     pub checkpoint: Option<&'a Checkpoint>,
+    /// The run's record with its counters after this batch, saved with it
+    /// like the checkpoint, so a killed run's record says what it wrote.
+    pub run: Option<&'a RunRecord>,
 }
 
-/// A statement store. Calls come in order from one thread.
-pub trait Store: Send {
-    /// A description for logs and errors, credentials redacted.
-    fn describe(&self) -> String;
+/// The run log a sink keeps, if any: every writing role reaches it through
+/// this, so one store object is both what a run writes to and where the run
+/// is recorded, while a dry run keeps no log at all.
+pub trait Logged {
+    /// The run log (runs and checkpoints); none by default.
+    fn run_log(&mut self) -> Option<&mut dyn RunLog> {
+        None
+    }
+}
 
-    /// Inserts or updates a run record.
-    fn record_run(&mut self, run: &RunRecord) -> Result<()>;
+/// Where a `statements` run writes: statements and the `documents` ledger.
+/// In the spirit of ripgrep's `Sink`: one required method and hooks that do
+/// nothing by default, so a dry run implements only
+/// [`write_documents`](Self::write_documents). Calls come in order, from
+/// one thread.
+pub trait StatementSink: Logged + Send {
+    /// Writes a batch of normalized documents (statements plus ledger
+    /// entries, `ctx.checkpoint` and `ctx.run`; `docs` may be empty)
+    /// atomically where the store allows it. Appends are idempotent on the
+    /// unique key; with `force` a digest's earlier statements are replaced.
+    /// Without `force`, a document whose ledger entry another run wrote
+    /// meanwhile is left to it and reported in the outcome.
+    fn write_documents(
+        &mut self,
+        docs: &[DocumentWrite],
+        ctx: &WriteContext<'_>,
+    ) -> Result<BatchOutcome>;
 
-    /// A `statements` run is about to write (a hook; default: nothing).
-    /// The store may prepare for a bulk load.
+    /// Which of `digests` are in the `documents` ledger (default: none).
+    fn known_digests(&mut self, _digests: &[Digest]) -> Result<HashSet<Digest>> {
+        Ok(HashSet::new())
+    }
+
+    /// A run is about to write (a hook): the store may prepare a bulk load.
     fn begin_load(&mut self) -> Result<()> {
         Ok(())
     }
 
-    /// The run has written its last batch, or stopped (a hook; default:
-    /// nothing). The store finishes what `begin_load` deferred.
+    /// The run has written its last batch, or stopped (a hook): the store
+    /// finishes what `begin_load` deferred.
     fn end_load(&mut self) -> Result<()> {
         Ok(())
     }
+}
 
-    /// Which of `digests` are in the `documents` ledger.
-    fn known_digests(&mut self, digests: &[Digest]) -> Result<HashSet<Digest>>;
-
-    /// Writes a batch of normalized documents (statements plus ledger
-    /// entries, and `ctx.checkpoint`; `docs` may be empty) atomically where
-    /// the store allows it. Appends are
-    /// idempotent on the unique key; with `force` a digest's earlier
-    /// statements are replaced.
-    fn write_documents(&mut self, docs: &[DocumentWrite], ctx: &WriteContext<'_>) -> Result<()>;
-
-    /// Statements about `vulnerability_id` whose `productKey` or `purl` is
-    /// `product`, as JSON documents in the store's logical shape.
-    fn find_statements(&mut self, vulnerability_id: &str, product: &str) -> Result<Vec<Json>>;
-
-    /// Streams a whole collection in its logical shape, in key order
-    /// (statements by digest, vulnerability, product key; the ledger by
-    /// digest).
-    fn export(&mut self, what: Export, each: &mut dyn FnMut(Json) -> Result<()>) -> Result<()>;
-
-    /// All run records, oldest first.
-    fn runs(&mut self) -> Result<Vec<RunRecord>>;
-
+/// Where an `epss` sync writes.
+pub trait EpssSink: Logged + Send {
     /// Upserts EPSS rows keyed by `cve` and saves `checkpoint`, atomically
     /// where the store allows (SQLite: one transaction; MongoDB: the
-    /// checkpoint is written only after the rows are acknowledged).
-    /// `createdAt` is set once; `updatedAt` moves only when `epssScore`,
-    /// `percentile`, `isKnownExploit` or `modelVersion` changed. `rows` has
-    /// no repeated `cve` (the caller resolves duplicates, last wins).
+    /// checkpoint is written only after the rows are acknowledged), by the
+    /// rule of [`crate::model::epss_changed`]: `createdAt` is set once,
+    /// `updatedAt` moves only on a change. `rows` has no repeated `cve`
+    /// (the caller resolves duplicates, last wins).
     fn write_epss(
         &mut self,
         rows: &[EpssRow],
         checkpoint: Option<&Checkpoint>,
         now: i64,
     ) -> Result<UpsertCounts>;
+}
 
-    /// The checkpoint of (`data_type`, `source`), if any.
-    fn load_checkpoint(&mut self, data_type: &str, source: &str) -> Result<Option<Checkpoint>>;
+/// Runs and checkpoints: what a command records of itself.
+pub trait RunLog {
+    /// Inserts or updates a run record. An `abandoned` record only
+    /// replaces a `running` one.
+    fn record_run(&mut self, run: &RunRecord) -> Result<()>;
 
+    /// All run records, oldest first.
+    fn runs(&mut self) -> Result<Vec<RunRecord>>;
+
+    /// The checkpoints of (`data_type`, each of `sources`), in the order of
+    /// `sources` (one per file of a bucket, answered together).
+    fn load_checkpoints(
+        &mut self,
+        data_type: &str,
+        sources: &[String],
+    ) -> Result<Vec<Option<Checkpoint>>>;
+
+    /// Every checkpoint with when it was last saved, ordered by (data
+    /// type, source).
+    fn checkpoints(&mut self) -> Result<Vec<CheckpointState>>;
+
+    /// Removes the checkpoints whose source is exactly `source` (of
+    /// `data_type` only, when given), so the next run over that input
+    /// starts over. Returns how many were removed.
+    fn remove_checkpoints(&mut self, source: &str, data_type: Option<&str>) -> Result<u64>;
+}
+
+/// Reads of the logical model ([`crate::model`]): what `get`, `export` and
+/// `stats` print.
+pub trait Queries {
+    /// Statements about `vulnerability_id` (whose `productKey` or `purl` is
+    /// `product`, when given), in [`crate::model::order::lookup`] order.
+    fn find_statements(
+        &mut self,
+        vulnerability_id: &str,
+        product: Option<&str>,
+    ) -> Result<Vec<Statement>>;
+
+    /// Streams a whole collection in key order (statements by
+    /// [`crate::model::order::export`], the ledger by digest, `epss` by
+    /// CVE).
+    fn export(&mut self, what: Export, each: &mut dyn FnMut(Record) -> Result<()>) -> Result<()>;
+
+    /// Post-run verification figures.
+    fn stats(&mut self) -> Result<Stats>;
+}
+
+/// Changes to what is stored, other than loading it.
+pub trait Admin {
     /// Deletes the statements and ledger entries of the documents in
     /// `scope` (all of them or none), so that replaying those documents
     /// restores them. With `dry_run`, only reports.
-    fn rollback(&mut self, scope: &RollbackScope, dry_run: bool) -> Result<RollbackReport> {
-        let _ = (scope, dry_run);
-        Err(Error::Config(format!("store {}: rollback is not supported", self.describe())))
-    }
+    fn rollback(&mut self, scope: &RollbackScope, dry_run: bool) -> Result<RollbackReport>;
 
-    /// Post-run verification figures: statements by provider, status and
-    /// format, ledger size, EPSS rows, checkpoints, runs by status.
-    fn stats(&mut self) -> Result<Json> {
-        Err(Error::Config(format!("store {}: stats is not supported", self.describe())))
-    }
-
-    /// Sets `signals.kev` and `signals.epss` ({score, percentile, date}) of
-    /// every statement from the `epss` collection (null where there is no
-    /// row). Returns how many statements changed.
+    /// Sets `signals.kev` and `signals.epss` of every statement by
+    /// [`crate::model::signals_of`]. Returns how many statements changed.
     fn enrich_statements(&mut self) -> Result<u64>;
+}
+
+/// A store: a backend with every role. See the module doc for how to add
+/// one.
+pub trait Store: StatementSink + EpssSink + RunLog + Queries + Admin {
+    /// A description for logs and errors, credentials redacted.
+    fn describe(&self) -> String;
 }
 
 /// Opens the store named by `uri`: `mongodb://` / `mongodb+srv://` select
 /// MongoDB; `sqlite:PATH`, `sqlite://PATH` or a plain path select the
 /// embedded SQLite file.
+///
+/// An empty path and SQLite's in-memory databases (`:memory:`,
+/// `file:…?mode=memory`) are refused ([`Error::Usage`]): whatever a command
+/// wrote there would be gone when it exits. So is a MongoDB URI in a build
+/// without the `mongodb` feature ([`without_mongodb`]).
 pub fn open(uri: &str, opts: &StoreOptions) -> Result<Box<dyn Store>> {
-    if uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://") {
+    if is_mongodb_uri(uri) {
+        #[cfg(feature = "mongodb")]
         return Ok(Box::new(MongoStore::open(uri, opts)?));
+        #[cfg(not(feature = "mongodb"))]
+        return Err(without_mongodb("--store", uri));
     }
     let path = uri.strip_prefix("sqlite://").or_else(|| uri.strip_prefix("sqlite:")).unwrap_or(uri);
+    check_sqlite_path(path)?;
     Ok(Box::new(SqliteStore::open(path, opts)?))
 }
 
-/// Replaces the password (and any `password=`-like query value) in a URI
-/// with `***`, so a URI can be logged.
-pub fn redact_uri(uri: &str) -> String {
-    let Some(scheme_end) = uri.find("://") else {
-        return uri.to_owned();
-    };
-    let rest = &uri[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let mut out = String::with_capacity(uri.len());
-    out.push_str(&uri[..scheme_end + 3]);
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            out.push_str(user);
-            out.push_str(":***");
-            out.push_str(&authority[at..]);
-        }
-        None => out.push_str(authority),
-    }
-    let tail = &rest[authority_end..];
-    // Query parameters that carry secrets.
-    let mut first = true;
-    for (i, part) in tail.split(['?', '&']).enumerate() {
-        if i > 0 {
-            out.push(if first { '?' } else { '&' });
-            first = false;
-        }
-        let lower = part.to_ascii_lowercase();
-        if i > 0
-            && (lower.starts_with("password=")
-                || lower.contains("secret")
-                || lower.contains("token"))
-        {
-            let key = part.split('=').next().unwrap_or_default();
-            out.push_str(key);
-            out.push_str("=***");
-        } else {
-            out.push_str(part);
-        }
-    }
-    out
+/// Whether this build has the MongoDB store (the cargo feature `mongodb`).
+pub const MONGODB: bool = cfg!(feature = "mongodb");
+
+/// Whether `uri` names a MongoDB deployment (`mongodb://`,
+/// `mongodb+srv://`).
+pub fn is_mongodb_uri(uri: &str) -> bool {
+    uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")
 }
+
+/// The usage error for MongoDB URI `uri`, given as `option`, in a build
+/// without the `mongodb` feature (see [`MONGODB`]); the URI is redacted.
+pub fn without_mongodb(option: &str, uri: &str) -> Error {
+    Error::Usage(format!(
+        "{option} {}: this backfill was built without MongoDB support (cargo feature \
+         `mongodb`); rebuild with default features",
+        redact_uri(uri)
+    ))
+}
+
+/// Refuses store paths whose data would be thrown away.
+fn check_sqlite_path(path: &str) -> Result<()> {
+    if path.trim().is_empty() {
+        return Err(Error::Usage(
+            "the store path is empty (--store or BACKFILL_STORE); name a SQLite file or a \
+             mongodb:// URI"
+                .into(),
+        ));
+    }
+    let lower = path.to_ascii_lowercase();
+    let memory = lower == ":memory:"
+        || (lower.starts_with("file:")
+            && (lower.contains(":memory:") || lower.contains("mode=memory")));
+    if memory {
+        return Err(Error::Usage(format!(
+            "--store {path}: an in-memory database is thrown away when backfill exits; name a \
+             SQLite file"
+        )));
+    }
+    Ok(())
+}
+
+/// Redaction of store URIs (see [`crate::redact`]), where callers of the
+/// store layer look for it.
+pub use crate::redact::redact_uri;
 
 #[cfg(test)]
 mod tests {

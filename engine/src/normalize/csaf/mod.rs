@@ -6,28 +6,51 @@
 //! to name, purl and CPE. Every product id in a vulnerability's
 //! `product_status` lists then yields one claim. Flags give the
 //! justification, `impact` threats the detail, remediations the action, and
-//! `scores[]` (else `document.aggregate_severity`) the severity; group ids
-//! are expanded wherever they are referenced.
+//! `scores[]` (else `document.aggregate_severity`) the severity.
+//!
+//! A product group id written where a product id is expected (a status
+//! list, a flag's, threat's, remediation's or score's product list) is
+//! expanded to its members, as `group_ids` are; claims made through a group
+//! keep its id in metadata `productGroup`. A flag that names no product and
+//! no group applies to no product (CSAF 3.2.3.5: one of them "MUST be
+//! present"); a threat or remediation that names none applies to the whole
+//! vulnerability (Red Hat's `impact` threats are written so).
+//!
+//! Entries (see the `normalize` module) are the elements of the status
+//! lists, a group counting once per member. Skipped and counted, each with
+//! a note: a vulnerability with neither `cve` nor an `ids[].text` (all its
+//! entries), a `product_status` key that is no CSAF list (matched in any
+//! letter case; all its entries), a list element that is not a non-empty
+//! string, and a product id that the product tree does not define (CSAF
+//! test 6.1.1), directly or as a group member. `recommended` states no
+//! status and is not read.
+//!
+//! A product listed under two statuses of one vulnerability (which CSAF
+//! test 6.1.6 forbids), or again under a repeated vulnerability, is one
+//! claim: the status of highest precedence wins (affected > fixed >
+//! under_investigation > not_affected), the others are listed in
+//! `conflictingStatuses` and counted as contradictions.
 //!
 //! A document that breaks CSAF's semantic rules (the 6.1.x mandatory tests)
-//! is still normalized; unusable entries are skipped. Only a structure that
-//! cannot be interpreted at all (`vulnerabilities` not an array,
-//! `product_tree` not an object, branches nested deeper than [`MAX_DEPTH`])
-//! is an error.
+//! is still normalized. Only a structure that cannot be interpreted at all
+//! (`vulnerabilities` not an array, `product_tree` not an object, branches
+//! nested deeper than [`MAX_DEPTH`](super::MAX_DEPTH)) is an error.
+
+mod tree;
 
 use simd_json::prelude::*;
 
+use self::tree::{Keys, Scope, Target, Tree};
 use super::{
-    dedupe_claims, elements, non_empty, push_unique, scalar_string, Claim, FastMap, FastSet,
-    Justification, NormalizeError, NormalizedDocument, Status, Value, MAX_DEPTH,
+    distinct_fields_into, elements, kind_of, non_empty, non_empty_str, push_unique, quoted,
+    resolve_claims, scalar_string, Claim, DropReason, Drops, FastMap, Fields, Justification,
+    Metadata, NormalizeError, NormalizedDocument, Rule, Status, Value,
 };
 
 /// The `product_status` lists that carry a status (`recommended` does not),
-/// in the order they are read. JSON objects are unordered, so the order is
-/// fixed here rather than taken from the document. A product listed under
-/// two statuses of one vulnerability (which CSAF test 6.1.6 forbids) keeps
-/// the most cautious one, because [`dedupe_claims`] lets a later claim win:
-/// affected over under_investigation over fixed over not_affected.
+/// in the order they are read (so claims come out in a fixed order: JSON
+/// objects are unordered). Precedence between them is
+/// [`Status::precedence`], applied by [`resolve_claims`].
 const STATUS_LISTS: [(&str, Status); 7] = [
     ("known_not_affected", Status::NotAffected),
     ("first_fixed", Status::Fixed),
@@ -38,9 +61,36 @@ const STATUS_LISTS: [(&str, Status); 7] = [
     ("known_affected", Status::Affected),
 ];
 
+/// Whether `key` names a CSAF `product_status` list (any letter case).
+fn is_csaf_list(key: &str) -> bool {
+    let key = key.trim();
+    key.eq_ignore_ascii_case("recommended")
+        || STATUS_LISTS.iter().any(|(name, _)| name.eq_ignore_ascii_case(key))
+}
+
 /// Normalizes one CSAF document.
-pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
-    let vulnerabilities: Vec<Value> = match doc.get("vulnerabilities") {
+pub fn normalize<'a>(doc: Value<'a>) -> Result<NormalizedDocument, NormalizeError> {
+    let vulnerabilities = vulnerabilities(doc)?;
+    let document = doc.field("document");
+    let tracking = document.field("tracking");
+    let document_id = tracking.and_then(|t| non_empty(t, "id")).map(str::to_owned);
+    let revision = tracking.field("version").and_then(scalar_string);
+    if vulnerabilities.is_empty() {
+        // Nothing to claim (CSAF test 6.1.27.11 failing is not our concern);
+        // the product tree need not even be read.
+        return Ok(NormalizedDocument { document_id, revision, ..NormalizedDocument::default() });
+    }
+    let mut reader = Reader::new(doc, document, vulnerabilities.len() > 1)?;
+    for (i, &v) in vulnerabilities.iter().enumerate() {
+        reader.vulnerability(i, v);
+    }
+    Ok(reader.finish(document_id, revision))
+}
+
+/// The document's `vulnerabilities[]`: none when absent or null, an error
+/// when it is anything else but an array.
+fn vulnerabilities<'a>(doc: Value<'a>) -> Result<Vec<Value<'a>>, NormalizeError> {
+    Ok(match doc.field("vulnerabilities") {
         None => Vec::new(),
         Some(v) if v.is_null() => Vec::new(),
         Some(v) => v
@@ -48,85 +98,220 @@ pub fn normalize(doc: Value<'_>) -> Result<NormalizedDocument, NormalizeError> {
             .ok_or_else(|| NormalizeError("CSAF vulnerabilities is not an array".into()))?
             .iter()
             .collect(),
-    };
-    let document = doc.get("document");
-    let tracking = document.and_then(|d| d.get("tracking"));
-    let document_id = tracking.and_then(|t| non_empty(t, "id")).map(str::to_owned);
-    let revision = tracking.and_then(|t| t.get("version")).and_then(scalar_string);
-    if vulnerabilities.is_empty() {
-        // Nothing to claim (CSAF test 6.1.27.11 failing is not our concern);
-        // the product tree need not even be read.
-        return Ok(NormalizedDocument { document_id, revision, claims: Vec::new() });
-    }
-
-    let tree = match doc.get("product_tree") {
-        None => Tree::default(),
-        Some(t) if t.is_null() => Tree::default(),
-        Some(t) if t.is_object() => Tree::read(t)?,
-        Some(_) => return Err(NormalizeError("CSAF product_tree is not an object".into())),
-    };
-    let doc_severity =
-        document.and_then(|d| d.get("aggregate_severity")).and_then(|s| non_empty(s, "text"));
-
-    // Every id a claim can be keyed on, so that a purl or CPE equal to some
-    // other product's id is not used as a key (see `Keys`).
-    let mut ids: FastSet<&str> =
-        tree.products.keys().chain(tree.relationships.keys()).copied().collect();
-    for &v in &vulnerabilities {
-        if let Some(ps) = v.get("product_status") {
-            for (list, _) in STATUS_LISTS {
-                ids.extend(strings(ps.get(list)));
-            }
-        }
-    }
-    let keys = Keys::new(&tree, ids);
-
-    let mut targets: FastMap<&str, Target> = FastMap::default();
-    let mut claims = Vec::new();
-    for &v in &vulnerabilities {
-        let Some((vuln_id, id_system, aliases)) = identity(v) else {
-            continue;
-        };
-        let Some(ps) = v.get("product_status").filter(|p| p.is_object()) else {
-            continue;
-        };
-        let details = Details::read(v, &tree);
-        for (list, status) in STATUS_LISTS {
-            for id in strings(ps.get(list)) {
-                let target = targets.entry(id).or_insert_with(|| tree.target(id, &keys));
-                let mut claim = Claim::new(vuln_id.as_str(), target.key.as_str(), status);
-                claim.aliases.clone_from(&aliases);
-                claim.purl.clone_from(&target.purl);
-                for (k, val) in &target.metadata {
-                    claim.metadata.insert(*k, val.clone());
-                }
-                claim.metadata.insert("productStatus", list.to_owned());
-                if let Some(system) = id_system {
-                    claim.metadata.insert("idSystem", system.to_owned());
-                }
-                details.apply(id, &mut claim, doc_severity);
-                claims.push(claim);
-            }
-        }
-    }
-
-    Ok(NormalizedDocument { document_id, revision, claims: dedupe_claims(claims) })
+    })
 }
 
-/// The trimmed, non-empty strings of an optional array (anything else in it
-/// is skipped).
-fn strings<'a>(v: Option<Value<'a>>) -> impl Iterator<Item = &'a str> {
-    elements(v).filter_map(|s| s.into_string().map(str::trim).filter(|s| !s.is_empty()))
+/// One CSAF document being normalized: its product tree and what is
+/// derived from it, read once, and the claims and drop report so far.
+/// Each vulnerability is read by [`Reader::vulnerability`] into it.
+struct Reader<'a> {
+    tree: Tree<'a>,
+    keys: Keys<'a>,
+    /// `document.aggregate_severity.text`, the severity of a claim that
+    /// no score covers.
+    doc_severity: Option<&'a str>,
+    /// Whether [`Reader::targets`] caches each product's target. Products
+    /// are looked up once per document when several vulnerabilities name
+    /// them; a map of every product is not worth its memory when one does
+    /// (a Red Hat VEX file, one CVE on thousands).
+    cache_targets: bool,
+    targets: FastMap<&'a str, Target<'a>>,
+    claims: Vec<Claim>,
+    drops: Drops,
+    /// One buffer for every `product_status`'s lists.
+    lists: Vec<(&'a str, Value<'a>)>,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads the product tree of `doc` (an error when it is no object).
+    fn new(
+        doc: Value<'a>,
+        document: Option<Value<'a>>,
+        cache_targets: bool,
+    ) -> Result<Reader<'a>, NormalizeError> {
+        let tree = match doc.field("product_tree") {
+            None => Tree::default(),
+            Some(t) if t.is_null() => Tree::default(),
+            Some(t) if t.is_object() => Tree::read(t)?,
+            Some(_) => return Err(NormalizeError("CSAF product_tree is not an object".into())),
+        };
+        let doc_severity = document.field("aggregate_severity").and_then(|s| non_empty(s, "text"));
+        let keys = Keys::new(&tree);
+        Ok(Reader {
+            tree,
+            keys,
+            doc_severity,
+            cache_targets,
+            targets: FastMap::default(),
+            claims: Vec::new(),
+            drops: Drops::default(),
+            lists: Vec::new(),
+        })
+    }
+
+    /// Reads vulnerability `i`: a claim for each product of its status
+    /// lists; a vulnerability, `product_status` or list that cannot be
+    /// read is a defect, counted with the entries it holds.
+    fn vulnerability(&mut self, i: usize, v: Value<'a>) {
+        let at = || format!("vulnerabilities[{i}]");
+        if !v.is_object() {
+            self.drops.defect(DropReason::NoVulnerabilityId, 1, at, || {
+                format!("the vulnerability is {}, not an object", kind_of(v))
+            });
+            return;
+        }
+        let [ps, cve, ids, flags, threats, remediations, scores] =
+            v.pick(["product_status", "cve", "ids", "flags", "threats", "remediations", "scores"]);
+        let ps = ps.filter(|p| !p.is_null());
+        let Some((id, id_system, aliases)) = identity(cve, ids) else {
+            let entries = ps.map_or(0, |ps| self.tree.count_entries(ps)).max(1);
+            self.drops.defect(DropReason::NoVulnerabilityId, entries, at, || {
+                "the vulnerability has neither cve nor ids".to_owned()
+            });
+            return;
+        };
+        let Some(ps) = ps else { return };
+        if !ps.is_object() {
+            // An empty list states nothing; anything else is one defect.
+            if ps.as_array().is_none_or(|a| !a.is_empty()) {
+                self.drops.defect(
+                    DropReason::UnknownStatus,
+                    1,
+                    || format!("vulnerabilities[{i}].product_status"),
+                    || format!("product_status is {}, not an object", kind_of(ps)),
+                );
+            }
+            return;
+        }
+        let vulnerability = Vulnerability {
+            id,
+            id_system,
+            aliases,
+            details: Details::read([flags, threats, remediations, scores], &self.tree),
+            doc_severity: self.doc_severity,
+        };
+        // Sized once: a vector of millions of claims grown by doubling is
+        // copied at each step, the old and the new both in memory.
+        self.claims.reserve(usize::try_from(self.tree.count_entries(ps)).unwrap_or(0));
+        distinct_fields_into(ps, &mut self.lists);
+        self.status_lists(i, &vulnerability);
+        self.unknown_lists(i);
+    }
+
+    /// The claims of the status lists of vulnerability `i` (the keys of its
+    /// `product_status`, in [`Reader::lists`]), list by list in
+    /// [`STATUS_LISTS`] order so claims come out in a fixed order.
+    fn status_lists(&mut self, i: usize, vulnerability: &Vulnerability<'a>) {
+        let (tree, keys, lists) = (&self.tree, &self.keys, &self.lists);
+        let (targets, claims, drops) = (&mut self.targets, &mut self.claims, &mut self.drops);
+        let cache_targets = self.cache_targets;
+        for (name, status) in STATUS_LISTS {
+            for &(key, list) in lists.iter().filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)) {
+                let mut emit = |id: &'a str, group: Option<&'a str>| {
+                    let computed;
+                    let target = if cache_targets {
+                        &*targets.entry(id).or_insert_with(|| tree.target(id, keys))
+                    } else {
+                        computed = tree.target(id, keys);
+                        &computed
+                    };
+                    claims.push(vulnerability.claim(id, group, (name, status), target));
+                };
+                tree.read_list(i, key, list, drops, &mut emit);
+            }
+        }
+    }
+
+    /// Counts the entries of every `product_status` key of vulnerability
+    /// `i` that names no CSAF list as dropped for an unknown status.
+    fn unknown_lists(&mut self, i: usize) {
+        for &(key, list) in self.lists.iter().filter(|(k, _)| !is_csaf_list(k)) {
+            let entries = self.tree.count_list(list).max(1);
+            self.drops.defect(
+                DropReason::UnknownStatus,
+                entries,
+                || format!("vulnerabilities[{i}].product_status.{key}"),
+                || format!("unknown product_status list {}", quoted(key)),
+            );
+        }
+    }
+
+    /// The normalized document: one claim per (vulnerability, product key)
+    /// by status precedence, and the drop report.
+    fn finish(
+        mut self,
+        document_id: Option<String>,
+        revision: Option<String>,
+    ) -> NormalizedDocument {
+        NormalizedDocument {
+            document_id,
+            revision,
+            claims: resolve_claims(self.claims, Rule::Precedence, &mut self.drops.dropped),
+            dropped: self.drops.dropped,
+            notes: self.drops.notes,
+        }
+    }
+}
+
+/// What every claim of one vulnerability shares: its identity, and the
+/// details (flags, threats, remediations, scores) scoped to its products.
+struct Vulnerability<'a> {
+    /// The `cve`, else the first `ids[].text`.
+    id: String,
+    /// The `ids[]` system `id` came from, when it is not a CVE.
+    id_system: Option<&'a str>,
+    aliases: Vec<String>,
+    details: Details<'a>,
+    /// The document's aggregate severity (see [`Reader::doc_severity`]).
+    doc_severity: Option<&'a str>,
+}
+
+impl Vulnerability<'_> {
+    /// The claim that the vulnerability has `status` on product `id`, as
+    /// status list `list` says (through product group `group`, when it
+    /// names the group), keyed and described by the product's `target`.
+    fn claim(
+        &self,
+        id: &str,
+        group: Option<&str>,
+        (list, status): (&'static str, Status),
+        target: &Target<'_>,
+    ) -> Claim {
+        let mut claim = Claim::new(self.id.as_str(), target.key, status);
+        // The product's, the status list and one detail; the rarer ones
+        // grow it.
+        claim.metadata = Metadata::with_capacity(target.metadata.len() + 2);
+        claim.aliases.clone_from(&self.aliases);
+        claim.purl = target.purl.map(str::to_owned);
+        for &(k, val) in &target.metadata {
+            claim.metadata.insert(k, val.to_owned());
+        }
+        claim.metadata.insert("productStatus", list.to_owned());
+        if let Some(g) = group {
+            claim.metadata.insert("productGroup", g.to_owned());
+        }
+        if let Some(system) = self.id_system {
+            claim.metadata.insert("idSystem", system.to_owned());
+        }
+        self.details.apply(id, &mut claim, self.doc_severity);
+        claim
+    }
 }
 
 /// Vulnerability id, the `ids[]` system it came from (when it is not a CVE)
 /// and aliases. The id is the `cve`, else the first `ids[].text`; every
 /// other `ids[].text` is an alias. `None` when the entry has neither.
-fn identity<'a>(v: Value<'a>) -> Option<(String, Option<&'a str>, Vec<String>)> {
-    let ids: Vec<(&str, Option<&str>)> = elements(v.get("ids"))
-        .filter_map(|i| Some((non_empty(i, "text")?, non_empty(i, "system_name"))))
+fn identity<'a>(
+    cve: Option<Value<'a>>,
+    ids: Option<Value<'a>>,
+) -> Option<(String, Option<&'a str>, Vec<String>)> {
+    let ids: Vec<(&str, Option<&str>)> = elements(ids)
+        .filter_map(|i| {
+            let [text, system] = i.pick(["text", "system_name"]);
+            Some((non_empty_str(text)?, non_empty_str(system)))
+        })
         .collect();
-    let (id, system) = match non_empty(v, "cve") {
+    let (id, system) = match non_empty_str(cve) {
         Some(cve) => (cve, None),
         None => {
             let &(text, system) = ids.first()?;
@@ -142,267 +327,6 @@ fn identity<'a>(v: Value<'a>) -> Option<(String, Option<&'a str>, Vec<String>)> 
     Some((id.to_owned(), system, aliases))
 }
 
-/// What the product tree says about one product id.
-#[derive(Clone, Copy, Default)]
-struct Product<'a> {
-    name: Option<&'a str>,
-    purl: Option<&'a str>,
-    cpe: Option<&'a str>,
-}
-
-impl<'a> Product<'a> {
-    /// A `full_product_name_t` object: its id and what identifies it.
-    fn read(v: Value<'a>) -> Option<(&'a str, Product<'a>)> {
-        let id = non_empty(v, "product_id")?;
-        let helper = v.get("product_identification_helper");
-        Some((
-            id,
-            Product {
-                name: non_empty(v, "name"),
-                purl: helper.and_then(|h| non_empty(h, "purl")),
-                cpe: helper.and_then(|h| non_empty(h, "cpe")),
-            },
-        ))
-    }
-}
-
-/// A relationship product: "`component` as `category` of `platform`".
-struct Relationship<'a> {
-    /// The relationship's own `full_product_name`.
-    product: Product<'a>,
-    /// `product_reference`.
-    component: Option<&'a str>,
-    /// `relates_to_product_reference`.
-    platform: Option<&'a str>,
-    /// `category`, e.g. `default_component_of`.
-    category: Option<&'a str>,
-}
-
-#[derive(Default)]
-struct Tree<'a> {
-    /// Products from `branches[]` and `full_product_names[]`.
-    products: FastMap<&'a str, Product<'a>>,
-    /// Products defined by `relationships[]`, by their own product id.
-    relationships: FastMap<&'a str, Relationship<'a>>,
-    /// `product_groups[]`: group id to member product ids.
-    groups: FastMap<&'a str, Vec<&'a str>>,
-}
-
-impl<'a> Tree<'a> {
-    fn read(pt: Value<'a>) -> Result<Tree<'a>, NormalizeError> {
-        let mut tree = Tree::default();
-        if let Some(branches) = pt.get("branches") {
-            tree.walk_branches(branches, 1)?;
-        }
-        for p in elements(pt.get("full_product_names")) {
-            if let Some((id, product)) = Product::read(p) {
-                tree.add_product(id, product);
-            }
-        }
-        for r in elements(pt.get("relationships")) {
-            let Some((id, product)) = r.get("full_product_name").and_then(Product::read) else {
-                continue;
-            };
-            // A repeated relationship id (CSAF test 6.1.2) keeps the first.
-            tree.relationships.entry(id).or_insert(Relationship {
-                product,
-                component: non_empty(r, "product_reference"),
-                platform: non_empty(r, "relates_to_product_reference"),
-                category: non_empty(r, "category"),
-            });
-        }
-        for g in elements(pt.get("product_groups")) {
-            if let Some(gid) = non_empty(g, "group_id") {
-                let members = tree.groups.entry(gid).or_default();
-                for id in strings(g.get("product_ids")) {
-                    if !members.contains(&id) {
-                        members.push(id);
-                    }
-                }
-            }
-        }
-        Ok(tree)
-    }
-
-    fn walk_branches(&mut self, branches: Value<'a>, depth: usize) -> Result<(), NormalizeError> {
-        if depth > MAX_DEPTH {
-            return Err(NormalizeError(format!("CSAF branches nested deeper than {MAX_DEPTH}")));
-        }
-        for b in elements(Some(branches)) {
-            if let Some((id, product)) = b.get("product").and_then(Product::read) {
-                self.add_product(id, product);
-            }
-            if let Some(sub) = b.get("branches") {
-                self.walk_branches(sub, depth + 1)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A product id defined twice (CSAF test 6.1.2) keeps its first
-    /// definition; a later one only fills in what the first lacked.
-    fn add_product(&mut self, id: &'a str, p: Product<'a>) {
-        let e = self.products.entry(id).or_default();
-        e.name = e.name.or(p.name);
-        e.purl = e.purl.or(p.purl);
-        e.cpe = e.cpe.or(p.cpe);
-    }
-
-    fn name_of(&self, id: &str) -> Option<&'a str> {
-        match self.relationships.get(id) {
-            Some(r) => r.product.name,
-            None => self.products.get(id).and_then(|p| p.name),
-        }
-    }
-
-    /// The purl of a product; for a relationship product its own helper
-    /// purl, else its component's (followed through nested relationships,
-    /// at most [`MAX_DEPTH`] steps so a cycle ends).
-    fn purl_of(&self, id: &str) -> Option<&'a str> {
-        let mut id = id;
-        for _ in 0..MAX_DEPTH {
-            if let Some(r) = self.relationships.get(id) {
-                if r.product.purl.is_some() {
-                    return r.product.purl;
-                }
-                id = r.component?;
-            } else {
-                return self.products.get(id).and_then(|p| p.purl);
-            }
-        }
-        None
-    }
-
-    fn cpe_of(&self, id: &str) -> Option<&'a str> {
-        match self.relationships.get(id) {
-            Some(r) => r.product.cpe,
-            None => self.products.get(id).and_then(|p| p.cpe),
-        }
-    }
-
-    /// Product ids of a `product_ids` list plus the members of a
-    /// `group_ids` list; `None` when the entry names no products or groups at
-    /// all.
-    fn scope(&self, entry: Value<'a>, products_key: &str, groups_key: Option<&str>) -> Scope<'a> {
-        let listed =
-            |k: &str| entry.get(k).and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty());
-        if !listed(products_key) && !groups_key.is_some_and(listed) {
-            return None;
-        }
-        let mut ids: FastSet<&'a str> = strings(entry.get(products_key)).collect();
-        if let Some(gk) = groups_key {
-            for gid in strings(entry.get(gk)) {
-                if let Some(members) = self.groups.get(gid) {
-                    ids.extend(members.iter().copied());
-                }
-            }
-        }
-        Some(ids)
-    }
-
-    /// How claims about product `id` are keyed and described.
-    fn target(&self, id: &str, keys: &Keys) -> Target {
-        let mut meta: Vec<(&'static str, String)> = Vec::new();
-        let mut push = |k: &'static str, v: Option<&str>| {
-            if let Some(v) = v {
-                meta.push((k, v.to_owned()));
-            }
-        };
-        if let Some(r) = self.relationships.get(id) {
-            // Keyed on the relationship's own id: the same component on two
-            // platforms is two products (SPEC).
-            push("productName", r.product.name);
-            push("cpe", r.product.cpe);
-            push("relationship", r.category);
-            push("component", r.component);
-            push("platform", r.platform);
-            if let Some(platform) = r.platform {
-                push("platformName", self.name_of(platform));
-                push("platformPurl", self.purl_of(platform));
-                push("platformCpe", self.cpe_of(platform));
-            }
-            return Target {
-                key: id.to_owned(),
-                purl: self.purl_of(id).map(str::to_owned),
-                metadata: meta,
-            };
-        }
-        let Some(p) = self.products.get(id) else {
-            // Referenced but never defined (CSAF test 6.1.1): still a claim.
-            return Target { key: id.to_owned(), purl: None, metadata: meta };
-        };
-        let key = p
-            .purl
-            .filter(|purl| keys.usable(purl, id))
-            .or_else(|| p.cpe.filter(|cpe| keys.usable(cpe, id)))
-            .unwrap_or(id);
-        push("productName", p.name);
-        if key != id {
-            push("productId", Some(id));
-        }
-        if p.cpe.is_some_and(|cpe| cpe != key) {
-            push("cpe", p.cpe);
-        }
-        Target { key: key.to_owned(), purl: p.purl.map(str::to_owned), metadata: meta }
-    }
-}
-
-/// Which purls and CPEs may serve as product keys.
-///
-/// SPEC: productKey "never collapses two products into one". CSAF product
-/// ids are unique in a document, but purls and CPEs need not be: two
-/// product ids with the same purl (say, one package listed under two
-/// product families) would share a key and `dedupe_claims` would drop one
-/// of them. So a purl or CPE is a key only for the one product id that
-/// carries it; products sharing one fall back to their next identifier
-/// (CPE, then product id), keeping the purl in `purl`. Likewise a purl or
-/// CPE that equals some *other* product's id is not used, so no two
-/// product ids in the document ever map to the same key.
-struct Keys<'a> {
-    /// purl or CPE value to the single product id carrying it, or `None`
-    /// when several do.
-    owners: FastMap<&'a str, Option<&'a str>>,
-    /// Every product id defined or referenced by a status list.
-    ids: FastSet<&'a str>,
-}
-
-impl<'a> Keys<'a> {
-    fn new(tree: &Tree<'a>, ids: FastSet<&'a str>) -> Keys<'a> {
-        let mut owners: FastMap<&'a str, Option<&'a str>> = FastMap::default();
-        for (&id, p) in &tree.products {
-            let idents = [p.purl, p.cpe.filter(|c| Some(*c) != p.purl)];
-            for ident in idents.into_iter().flatten() {
-                owners
-                    .entry(ident)
-                    .and_modify(|o| {
-                        if *o != Some(id) {
-                            *o = None;
-                        }
-                    })
-                    .or_insert(Some(id));
-            }
-        }
-        Keys { owners, ids }
-    }
-
-    fn usable(&self, ident: &str, id: &str) -> bool {
-        self.owners.get(ident) == Some(&Some(id)) && (ident == id || !self.ids.contains(ident))
-    }
-}
-
-/// Key, purl and product metadata of one product id (computed once per
-/// document).
-struct Target {
-    key: String,
-    purl: Option<String>,
-    metadata: Vec<(&'static str, String)>,
-}
-
-/// The product ids a flag, threat, remediation or score covers; `None`
-/// when the entry names no products, so it applies to the whole
-/// vulnerability.
-type Scope<'a> = Option<FastSet<&'a str>>;
-
 /// A vulnerability's flags (label), impact threats (details), remediations
 /// (details, category) and scores (severity), each with its scope.
 struct Details<'a> {
@@ -417,34 +341,47 @@ fn covers(scope: &Scope, id: &str) -> bool {
 }
 
 impl<'a> Details<'a> {
-    // CSAF requires flags and remediations to name products (tests 6.1.32,
-    // 6.1.29) but not threats; an entry that names none is read as
-    // vulnerability-wide for all three (Red Hat's unscoped `impact`
-    // threats are), rather than dropped.
-    fn read(v: Value<'a>, tree: &Tree<'a>) -> Details<'a> {
-        let list = |k: &str| elements(v.get(k));
-        let flags = list("flags")
+    // A threat or remediation that names no product is read as
+    // vulnerability-wide (Red Hat's unscoped `impact` threats are), rather
+    // than dropped; a flag that names none applies to none.
+    fn read(
+        [flags, threats, remediations, scores]: [Option<Value<'a>>; 4],
+        tree: &Tree<'a>,
+    ) -> Details<'a> {
+        // A flag that names no product applies to none (CSAF 3.2.3.5).
+        let flags = elements(flags)
             .filter_map(|f| {
-                Some((tree.scope(f, "product_ids", Some("group_ids")), non_empty(f, "label")?))
+                let [products, groups, label] = f.pick(["product_ids", "group_ids", "label"]);
+                let scope = tree.scope(products, groups)?;
+                Some((Some(scope), non_empty_str(label)?))
             })
             .collect();
-        let threats = list("threats")
-            .filter(|t| non_empty(*t, "category") == Some("impact"))
+        let threats = elements(threats)
             .filter_map(|t| {
-                Some((tree.scope(t, "product_ids", Some("group_ids")), non_empty(t, "details")?))
+                let [category, products, groups, details] =
+                    t.pick(["category", "product_ids", "group_ids", "details"]);
+                if non_empty_str(category) != Some("impact") {
+                    return None;
+                }
+                Some((tree.scope(products, groups), non_empty_str(details)?))
             })
             .collect();
-        let remediations = list("remediations")
+        let remediations = elements(remediations)
             .filter_map(|r| {
+                let [products, groups, details, category] =
+                    r.pick(["product_ids", "group_ids", "details", "category"]);
                 Some((
-                    tree.scope(r, "product_ids", Some("group_ids")),
-                    non_empty(r, "details")?,
-                    non_empty(r, "category"),
+                    tree.scope(products, groups),
+                    non_empty_str(details)?,
+                    non_empty_str(category),
                 ))
             })
             .collect();
-        let scores = list("scores")
-            .filter_map(|s| Some((tree.scope(s, "products", None), score_severity(s)?)))
+        let scores = elements(scores)
+            .filter_map(|s| {
+                let [products, v3, v2] = s.pick(["products", "cvss_v3", "cvss_v2"]);
+                Some((tree.scope(products, None), score_severity(v3, v2)?))
+            })
             .collect();
         Details { flags, threats, remediations, scores }
     }
@@ -489,12 +426,12 @@ impl<'a> Details<'a> {
 /// Severity of one `scores[]` entry: CVSS v3 `baseSeverity` (derived from
 /// `baseScore` by the CVSS v3 rating table if absent), else the CVSS v2
 /// `baseScore` (v2 has no rating) as a string.
-fn score_severity(s: Value<'_>) -> Option<String> {
-    if let Some(v3) = s.get("cvss_v3") {
+fn score_severity(v3: Option<Value<'_>>, v2: Option<Value<'_>>) -> Option<String> {
+    if let Some(v3) = v3 {
         if let Some(sev) = non_empty(v3, "baseSeverity") {
             return Some(sev.to_owned());
         }
-        if let Some(score) = v3.get("baseScore").and_then(|b| b.as_f64()) {
+        if let Some(score) = v3.field("baseScore").and_then(|b| b.as_f64()) {
             let rating = match score {
                 s if s <= 0.0 => "NONE",
                 s if s < 4.0 => "LOW",
@@ -505,12 +442,13 @@ fn score_severity(s: Value<'_>) -> Option<String> {
             return Some(rating.to_owned());
         }
     }
-    s.get("cvss_v2").and_then(|v2| v2.get("baseScore")).and_then(scalar_string)
+    v2.field("baseScore").and_then(scalar_string)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normalize::MAX_DEPTH;
 
     fn try_run(json: &str) -> Result<NormalizedDocument, NormalizeError> {
         let mut b = json.as_bytes().to_vec();
@@ -537,6 +475,12 @@ mod tests {
             .unwrap_or_else(|| panic!("no claim {vuln} {key} in {:#?}", d.claims))
     }
 
+    /// A product tree that defines `ids` and nothing else.
+    fn defining(ids: &[String]) -> String {
+        let names: Vec<String> = ids.iter().map(|i| format!(r#"{{"product_id":"{i}"}}"#)).collect();
+        format!(r#"{{"full_product_names":[{}]}}"#, names.join(","))
+    }
+
     const FLAT: &str = r#"{"full_product_names":[
         {"product_id":"A","name":"Product A"},{"product_id":"B","name":"Product B"},
         {"product_id":"C","name":"Product C"},{"product_id":"D","name":"Product D"}],
@@ -554,8 +498,10 @@ mod tests {
             ("under_investigation", Status::UnderInvestigation),
         ];
         let ps: Vec<String> = lists.iter().map(|(l, _)| format!(r#""{l}":["P-{l}"]"#)).collect();
+        let mut ids: Vec<String> = lists.iter().map(|(l, _)| format!("P-{l}")).collect();
+        ids.push("P-rec".into());
         let json = doc(
-            r#"{}"#,
+            &defining(&ids),
             &format!(
                 r#"[{{"cve":"CVE-1","product_status":{{{},"recommended":["P-rec"]}}}}]"#,
                 ps.join(",")
@@ -574,7 +520,7 @@ mod tests {
     }
 
     #[test]
-    fn contradicting_lists_keep_the_most_cautious_status() {
+    fn contradicting_lists_resolve_by_precedence_and_keep_the_losers() {
         let d = run(&doc(
             FLAT,
             r#"[{"cve":"CVE-1","product_status":{"known_affected":["A"],"fixed":["A","B"],
@@ -582,8 +528,21 @@ mod tests {
         ));
         assert_eq!(d.claims.len(), 3);
         assert_eq!(claim(&d, "CVE-1", "A").status, Status::Affected);
+        assert_eq!(claim(&d, "CVE-1", "A").metadata["conflictingStatuses"], "fixed");
         assert_eq!(claim(&d, "CVE-1", "B").status, Status::Fixed);
+        assert_eq!(claim(&d, "CVE-1", "B").metadata["conflictingStatuses"], "not_affected");
         assert_eq!(claim(&d, "CVE-1", "C").status, Status::UnderInvestigation);
+        assert_eq!(d.dropped.contradiction, 3);
+        // SPEC precedence: fixed over under_investigation; a repeat of the
+        // same status (first_fixed and fixed) is superseded.
+        let d = run(&doc(
+            FLAT,
+            r#"[{"cve":"CVE-1","product_status":{"under_investigation":["A"],"first_fixed":["A"],"fixed":["A"]}}]"#,
+        ));
+        let c = claim(&d, "CVE-1", "A");
+        assert_eq!((c.status, c.metadata["productStatus"].as_str()), (Status::Fixed, "fixed"));
+        assert_eq!(c.metadata["conflictingStatuses"], "under_investigation");
+        assert_eq!((d.dropped.contradiction, d.dropped.superseded), (1, 1));
     }
 
     #[test]
@@ -612,6 +571,120 @@ mod tests {
         assert_eq!(c.action.as_deref(), Some("update"));
         assert_eq!(c.metadata["remediationCategory"], "vendor_fix");
         assert_eq!(c.justification, None);
+    }
+
+    #[test]
+    fn group_ids_where_product_ids_belong_are_expanded() {
+        // SUSE-style: a group id written in product_status, a remediation's
+        // product_ids and a flag's product_ids.
+        let d = run(&doc(
+            FLAT,
+            r#"[{"cve":"CVE-1","product_status":{"known_not_affected":["G1"],"known_affected":["C"]},
+              "flags":[{"label":"vulnerable_code_not_present","product_ids":["G1"]}],
+              "remediations":[{"category":"vendor_fix","details":"update","product_ids":["G1","C"]}]}]"#,
+        ));
+        let got: Vec<_> = d.claims.iter().map(|c| (c.product_key.as_str(), c.status)).collect();
+        assert_eq!(
+            got,
+            [("A", Status::NotAffected), ("B", Status::NotAffected), ("C", Status::Affected)]
+        );
+        for k in ["A", "B"] {
+            let c = claim(&d, "CVE-1", k);
+            assert_eq!(c.justification, Some(Justification::VulnerableCodeNotPresent));
+            assert_eq!(c.action.as_deref(), Some("update"));
+            assert_eq!(c.metadata["productGroup"], "G1");
+        }
+        assert!(d.dropped.is_empty());
+    }
+
+    #[test]
+    fn a_flag_naming_no_product_applies_to_none() {
+        let d = run(&doc(
+            FLAT,
+            r#"[{"cve":"CVE-1","product_status":{"known_not_affected":["A"]},
+              "flags":[{"label":"component_not_present"},{"label":"vulnerable_code_not_present","product_ids":[]}],
+              "threats":[{"category":"impact","details":"applies to all"}]}]"#,
+        ));
+        let c = claim(&d, "CVE-1", "A");
+        assert_eq!(c.justification, None);
+        assert!(!c.metadata.contains_key("justification"));
+        assert_eq!(c.detail.as_deref(), Some("applies to all"));
+    }
+
+    #[test]
+    fn entries_without_id_or_known_list_are_counted_and_noted() {
+        // Cisco-style: a vulnerability with neither cve nor ids, and lists
+        // with names CSAF does not have (matched in any letter case).
+        let d = run(&doc(
+            FLAT,
+            r#"[{"title":"no id","product_status":{"known_affected":["A","G1"],"fixed":["C"],"recommended":["D"]}},
+                {"cve":"CVE-2","product_status":{"Known_Affected":["A"],"affected":["B","G1"],"not_affected":"C",
+                  "fixed":"D","under_investigation":null}},
+                {"cve":"CVE-3","product_status":[7]},
+                {"cve":"CVE-4","product_status":[]}]"#,
+        ));
+        let got: Vec<_> = d
+            .claims
+            .iter()
+            .map(|c| (c.vulnerability_id.as_str(), c.product_key.as_str()))
+            .collect();
+        assert_eq!(got, [("CVE-2", "A")]);
+        assert_eq!(claim(&d, "CVE-2", "A").metadata["productStatus"], "known_affected");
+        let want = crate::normalize::Dropped {
+            no_vulnerability_id: 4,    // A, G1 = {A, B}, C; not `recommended`
+            unknown_status: 3 + 1 + 1, // B, G1 = {A, B}; "C"; [7]
+            no_product_id: 1,          // "fixed": "D"
+            ..Default::default()
+        };
+        assert_eq!(d.dropped, want);
+        let notes: Vec<_> =
+            d.notes.iter().map(|n| (n.at.as_str(), n.detail.as_str(), n.entries)).collect();
+        assert_eq!(
+            notes,
+            [
+                ("vulnerabilities[0]", "the vulnerability has neither cve nor ids", 4),
+                (
+                    "vulnerabilities[1].product_status.fixed",
+                    r#""fixed" is a string, not a list of product ids"#,
+                    1
+                ),
+                (
+                    "vulnerabilities[1].product_status.affected",
+                    r#"unknown product_status list "affected""#,
+                    3
+                ),
+                (
+                    "vulnerabilities[1].product_status.not_affected",
+                    r#"unknown product_status list "not_affected""#,
+                    1
+                ),
+                (
+                    "vulnerabilities[2].product_status",
+                    "product_status is an array, not an object",
+                    1
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn repeated_keys_take_the_last_value_everywhere() {
+        // The first `product_status`, `known_affected` and `product_id` of
+        // each pair are decoys: a reader that took them would disagree with
+        // JavaScript, Python, jq and serde_json.
+        let d = run(r#"{"document":{"category":"csaf_vex","tracking":{"id":"first","id":"T-9"}},
+          "product_tree":{"full_product_names":[{"product_id":"decoy","product_id":"A","name":"A"}]},
+          "vulnerabilities":[{"cve":"CVE-0","cve":"CVE-1",
+            "product_status":{"fixed":["A"]},
+            "product_status":{"known_affected":["nope"],"known_affected":["A"]}}]}"#);
+        assert_eq!(d.document_id.as_deref(), Some("T-9"));
+        let got: Vec<_> = d
+            .claims
+            .iter()
+            .map(|c| (c.vulnerability_id.as_str(), c.product_key.as_str(), c.status))
+            .collect();
+        assert_eq!(got, [("CVE-1", "A", Status::Affected)]);
+        assert!(d.dropped.is_empty(), "{:?}", d.dropped);
     }
 
     const TWO_PLATFORMS: &str = r#"{"branches":[{"category":"vendor","name":"V","branches":[
@@ -694,7 +767,7 @@ mod tests {
                 {"product_id":"Q2"}]}"#,
             r#"[{"cve":"CVE-1","product_status":{"known_affected":["P1","P2","P3","S1","S2","S3","Q1","Q2","GHOST"]}}]"#,
         ));
-        assert_eq!(d.claims.len(), 9, "{:#?}", d.claims);
+        assert_eq!(d.claims.len(), 8, "{:#?}", d.claims);
         let c = claim(&d, "CVE-1", "pkg:npm/a@1");
         assert_eq!(c.purl.as_deref(), Some("pkg:npm/a@1"));
         assert_eq!(c.metadata["cpe"], "cpe:2.3:a:x:a:1:*:*:*:*:*:*:*");
@@ -711,10 +784,11 @@ mod tests {
         // A purl equal to another product's id is not a key either.
         assert_eq!(claim(&d, "CVE-1", "Q1").purl.as_deref(), Some("Q2"));
         claim(&d, "CVE-1", "Q2");
-        // Referenced but not in the tree: keyed on the id.
-        let c = claim(&d, "CVE-1", "GHOST");
-        assert_eq!(c.purl, None);
-        assert!(c.metadata.keys().all(|k| k == "productStatus"));
+        // Referenced but not in the tree (CSAF test 6.1.1): dropped, noted.
+        assert!(!d.claims.iter().any(|c| c.product_key == "GHOST"));
+        assert_eq!(d.dropped.unresolved_reference, 1);
+        assert_eq!(d.notes[0].at, "vulnerabilities[0].product_status.known_affected[8]");
+        assert_eq!(d.notes[0].detail, r#"product id "GHOST" is not defined in the product tree"#);
     }
 
     #[test]
@@ -734,8 +808,10 @@ mod tests {
             .map(|(l, _)| format!(r#"{{"label":"{l}","product_ids":["N-{l}"]}}"#))
             .collect();
         let ids: Vec<String> = labels.iter().map(|(l, _)| format!(r#""N-{l}""#)).collect();
+        let mut defined: Vec<String> = labels.iter().map(|(l, _)| format!("N-{l}")).collect();
+        defined.extend(["N-odd".into(), "AFF".into()]);
         let d = run(&doc(
-            "{}",
+            &defining(&defined),
             &format!(
                 r#"[{{"cve":"CVE-1","product_status":{{"known_not_affected":[{},"N-odd"],"known_affected":["AFF"]}},
                    "flags":[{},{{"label":"because","product_ids":["N-odd"]}},
@@ -841,12 +917,19 @@ mod tests {
         assert!(run(&doc(FLAT, r#"[{"cve":"CVE-1"},{"cve":"CVE-2","product_status":[]}]"#))
             .claims
             .is_empty());
-        assert_eq!(
-            run(r#"{"vulnerabilities":[{"cve":"CVE-1","product_status":{"fixed":["A"]}}]}"#)
-                .claims
-                .len(),
-            1
-        );
+        // No product tree at all: the one product id resolves to nothing,
+        // so nothing in the document can be recognized.
+        let e = super::super::normalize(
+            super::super::Format::Csaf,
+            simd_json::to_tape(
+                &mut br#"{"vulnerabilities":[{"cve":"CVE-1","product_status":{"fixed":["A"]}}]}"#
+                    .to_vec(),
+            )
+            .unwrap()
+            .as_value(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("unresolvedReference 1"), "{e}");
     }
 
     #[test]
@@ -1031,6 +1114,7 @@ mod tests {
     fn shared_samples_normalize() {
         let Some(dir) = crate::normalize::testutil::samples_dir("csaf") else { return };
         let sample_counts = crate::normalize::testutil::sample_claims("csaf");
+        let sample_dropped = crate::normalize::testutil::sample_dropped("csaf");
         let entries = std::fs::read_dir(dir).unwrap();
         let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
         paths.sort();
@@ -1049,6 +1133,9 @@ mod tests {
             if let Some((_, n)) = sample_counts.iter().find(|(f, _)| *f == name) {
                 assert_eq!(d.claims.len(), *n, "{name}");
                 seen += 1;
+            }
+            if let Some((_, dropped)) = sample_dropped.iter().find(|(f, _)| *f == name) {
+                assert_eq!(d.dropped, *dropped, "{name}");
             }
         }
         assert_eq!(seen, sample_counts.len(), "some listed samples are missing");
