@@ -75,8 +75,8 @@ enum Command {
     /// List the checkpoints of statements and EPSS runs, or reset one source's so the
     /// next run over it starts over.
     Checkpoints(cmd::checkpoints::Args),
-    /// Print a whole collection (statements or the documents ledger) as JSON
-    /// lines in key order.
+    /// Print a collection (statements, the documents ledger or epss) as JSON
+    /// lines in key order, whole or narrowed by run, provider or time.
     Export(cmd::export::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(cmd::completions::Args),

@@ -54,3 +54,7 @@ mod field;
 // Command-line conventions (issue 18): completions, man page, JSON logs,
 // BACKFILL_* environment fallbacks, help.
 mod conventions;
+
+// What is read and what is printed (issue 18): stdin archives and their
+// checkpoint names, --glob/--exclude, export filters.
+mod streams;

@@ -114,7 +114,9 @@ pub use progress::{DroppedEntries, NoProgress, Problem, Progress};
 pub use run::{new_run_id, reap_abandoned, recorded, Recorder, RunInfo, RUN_STALE_AFTER};
 #[cfg(feature = "mongodb")]
 pub use source::RawSpool;
-pub use source::{Archives, Entry, InputFile, InputKind, LooseFileDefaults, Position};
+pub use source::{
+    Archives, Entry, InputFile, InputKind, LooseFileDefaults, Position, Select, StdinSpool,
+};
 pub use stats::{StatementStats, Written};
 pub use store::{
     Admin, BatchOutcome, Checkpoint, DryRun, EpssRow, EpssSink, Export, Logged, Queries,

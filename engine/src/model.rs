@@ -100,8 +100,10 @@ pub struct EpssRow {
 /// An EPSS checkpoint belongs to one file (`source` is its canonical
 /// path) and says what that file looked like when it was read
 /// ([`ContentIdentity`]), so that a file replaced at the same path is read
-/// again. Two kinds have no identity: a `statements` checkpoint (a
-/// position in the evaluation order of a set of archives), and an EPSS
+/// again. A `statements` checkpoint over standard input has the
+/// identity of the stream read. Two kinds have no identity: a `statements`
+/// checkpoint over files (a position in the evaluation order of a set of
+/// archives, which names them), and an EPSS
 /// checkpoint written before identities existed, which for a bucket is one
 /// row for the whole bucket (`source` is its root) meaning "everything up
 /// to (`sequence`, `chunk`, `offset`) is done".
@@ -421,6 +423,40 @@ pub enum Record {
     Epss(EpssRecord),
 }
 
+/// Which records `export` prints (`--run`, `--provider`, `--since`):
+/// every record by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportFilter {
+    /// Only what this run wrote (statements and ledger entries).
+    pub run_id: Option<String>,
+    /// Only this provider's (statements and ledger entries).
+    pub provider_id: Option<String>,
+    /// Only what was written at or after this instant (Unix µs): a
+    /// statement's `insertedAt`, a ledger entry's `processedAt`, an EPSS
+    /// row's `updatedAt` (so the rows that changed).
+    pub since: Option<i64>,
+}
+
+impl ExportFilter {
+    /// Whether `record` passes. A record without the field a filter reads
+    /// (an EPSS row has no run or provider) does not.
+    pub fn keeps(&self, record: &Record) -> bool {
+        let (run, provider, at) = match record {
+            Record::Statement(s) => (Some(&s.run_id), Some(&s.provider_id), &s.inserted_at),
+            Record::Ledger(l) => (Some(&l.run_id), Some(&l.provider_id), &l.processed_at),
+            Record::Epss(e) => (None, None, &e.updated_at),
+        };
+        let is = |want: &Option<String>, have: Option<&String>| {
+            want.as_ref().is_none_or(|w| have.is_some_and(|h| h == w))
+        };
+        // A time that does not parse is kept: never dropped unseen.
+        let recent = || {
+            self.since.is_none_or(|since| crate::time::parse_instant(at).is_none_or(|t| t >= since))
+        };
+        is(&self.run_id, run) && is(&self.provider_id, provider) && recent()
+    }
+}
+
 /// Post-run verification figures (`backfill stats`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -503,6 +539,55 @@ pub mod order {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_filters_read_run_provider_and_write_time() {
+        let epss = |updated: &str| {
+            Record::Epss(EpssRecord {
+                cve: "CVE-2024-1".into(),
+                epss_score: 0.5,
+                percentile: None,
+                is_known_exploit: false,
+                model_version: None,
+                score_date: None,
+                created_at: "2024-01-01T00:00:00Z".into(),
+                updated_at: updated.into(),
+            })
+        };
+        let ledger = |run: &str, provider: &str, at: &str| {
+            Record::Ledger(LedgerEntry {
+                digest: "sha256:00".into(),
+                format: "openvex".into(),
+                provider_id: provider.into(),
+                source_uri: "u".into(),
+                retrieved_at: at.into(),
+                statements: 1,
+                dropped: Default::default(),
+                metadata: Json::Null,
+                run_id: run.into(),
+                processed_at: at.into(),
+            })
+        };
+        let t = |s: &str| crate::time::parse_instant(s);
+        let all = ExportFilter::default();
+        assert!(all.keeps(&epss("x")) && all.keeps(&ledger("r", "p", "x")));
+        let since = ExportFilter { since: t("2024-06-01"), ..Default::default() };
+        assert!(since.keeps(&epss("2024-06-01T00:00:00Z")));
+        assert!(!since.keeps(&epss("2024-05-31T23:59:59.999999Z")));
+        assert!(since.keeps(&epss("not a time")), "kept, not dropped unseen");
+        let run = ExportFilter { run_id: Some("r1".into()), ..Default::default() };
+        assert!(run.keeps(&ledger("r1", "p", "2024-01-01T00:00:00Z")));
+        assert!(!run.keeps(&ledger("r2", "p", "2024-01-01T00:00:00Z")));
+        assert!(!run.keeps(&epss("2024-01-01T00:00:00Z")), "EPSS rows have no run");
+        let both = ExportFilter {
+            provider_id: Some("suse".into()),
+            since: t("2024-01-02"),
+            ..Default::default()
+        };
+        assert!(both.keeps(&ledger("r", "suse", "2024-01-02T00:00:00Z")));
+        assert!(!both.keeps(&ledger("r", "suse", "2024-01-01T00:00:00Z")));
+        assert!(!both.keeps(&ledger("r", "redhat", "2024-01-03T00:00:00Z")));
+    }
 
     #[test]
     fn purls_match_by_openvex_rules() {

@@ -1,12 +1,14 @@
 //! `backfill statements`: replay raw VEX documents into statements.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use backfill_engine::{
     new_run_id, run_statements, Limits, LooseFileDefaults, RunInfo, Shard, StatementsConfig,
+    StdinSpool,
 };
 use clap::builder::BoolishValueParser;
 
@@ -30,7 +32,8 @@ Examples:
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// NDJSON archives (*.ndjson, *.jsonl), raw JSON documents, or
-    /// directories to walk for both.
+    /// directories to walk for both; `-` alone reads one NDJSON archive
+    /// (plain or gzip) from standard input, spooled to a temporary file.
     #[arg(
         long,
         required_unless_present = "source",
@@ -51,6 +54,19 @@ pub struct Args {
         hide_env_values = true
     )]
     source: Option<String>,
+    /// In directories, read only files whose path (relative to the directory given) matches
+    /// GLOB; `*` also crosses `/`, `**` spans directories. Repeat for several. Files named on
+    /// the command line are always read.
+    #[arg(long, value_name = "GLOB", env = "BACKFILL_GLOB", value_delimiter = ',')]
+    glob: Vec<String>,
+    /// In directories, leave out files whose relative path matches GLOB (wins over --glob).
+    #[arg(long, value_name = "GLOB", env = "BACKFILL_EXCLUDE", value_delimiter = ',')]
+    exclude: Vec<String>,
+    /// Name the inputs in `checkpoints` instead of their canonical paths (default for
+    /// `--archive -`: stdin), so that a stopped run resumes under this name; a stream is
+    /// resumed only when the same bytes are piped again.
+    #[arg(long, value_name = "NAME", env = "BACKFILL_SOURCE_NAME")]
+    source_name: Option<String>,
     /// Keep only documents retrieved on or after this instant (UTC when no
     /// offset is given).
     #[arg(
@@ -183,7 +199,10 @@ impl Args {
                 retrieved_at: self.retrieved_at,
             },
             shard: self.shard()?,
-            identity: None,
+            identity: self.source_name.clone(),
+            content: None,
+            glob: self.glob.clone(),
+            exclude: self.exclude.clone(),
         })
     }
 }
@@ -213,6 +232,33 @@ fn spool(uri: &str, _global: &GlobalArgs, _cfg: &mut StatementsConfig) -> anyhow
     Err(backfill_engine::store::without_mongodb("--source", uri).into())
 }
 
+/// `--archive -`: spools standard input to a temporary archive, which
+/// `cfg` then reads (named `stdin` in checkpoints unless `--source-name`
+/// says otherwise, and resumed only by the same bytes).
+fn read_stdin(cfg: &mut StatementsConfig, stop: &AtomicBool) -> anyhow::Result<Option<StdinSpool>> {
+    let dash = Path::new("-");
+    if !cfg.archives.iter().any(|p| p == dash) {
+        return Ok(None);
+    }
+    if cfg.archives.len() > 1 {
+        let why = "--archive - (standard input) cannot be combined with other paths";
+        return Err(backfill_engine::Error::Usage(why.into()).into());
+    }
+    if std::io::stdin().is_terminal() {
+        let why = "--archive - reads an NDJSON archive from standard input, which is a terminal; \
+                   pipe one in (e.g. zstdcat 2024.ndjson.zst | backfill statements --archive -)";
+        return Err(backfill_engine::Error::Usage(why.into()).into());
+    }
+    let cap = cfg.limits.max_decompressed_bytes;
+    let spool = StdinSpool::create(std::io::stdin().lock(), cap, stop)
+        .context("cannot read the archive on standard input")?;
+    tracing::info!(bytes = spool.identity().size, "Standard input spooled.");
+    cfg.archives = vec![spool.path().to_owned()];
+    cfg.identity.get_or_insert_with(|| "stdin".into());
+    cfg.content = Some(spool.identity());
+    Ok(Some(spool))
+}
+
 /// Runs the subcommand.
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = match args.config() {
@@ -224,12 +270,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    // First, so that a stop signal during start-up is a clean stop too.
+    let stop = args::stop_flag()?;
     let _spool = match &args.source {
         Some(uri) => Some(spool(uri, global, &mut cfg)?),
         None => None,
     };
-    // First, so that a stop signal during start-up is a clean stop too.
-    let stop = args::stop_flag()?;
+    let _stdin = read_stdin(&mut cfg, &stop)?;
     // A dry run writes to a sink that keeps nothing, and records no run.
     let mut sink: Box<dyn backfill_engine::store::StatementSink> =
         if args.dry_run { Box::new(backfill_engine::DryRun) } else { global.open_store()? };

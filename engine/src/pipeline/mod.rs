@@ -19,9 +19,9 @@ use crate::limits::Limits;
 use crate::parse::Scratch;
 use crate::progress::Progress;
 use crate::run::{recorded, Recorder, RunInfo};
-use crate::source::{Archives, Entry, LooseFileDefaults, Position};
+use crate::source::{Archives, Entry, LooseFileDefaults, Position, Select};
 use crate::stats::StatementStats;
-use crate::store::{Checkpoint, RunLog, RunStatus, StatementSink};
+use crate::store::{Checkpoint, ContentIdentity, RunLog, RunStatus, StatementSink};
 use crate::time::format_instant;
 use crate::writer;
 
@@ -58,6 +58,16 @@ pub struct StatementsConfig {
     /// same inputs resumes); `None` means their canonical paths. Set when
     /// the archive is a temporary spool of another source.
     pub identity: Option<String>,
+    /// The content of a spooled stream (standard input, a raw collection):
+    /// a stopped run's checkpoint resumes only the same content, since a
+    /// position in another stream's order would skip its earlier
+    /// documents. `None` for files, whose checkpoints name them.
+    pub content: Option<ContentIdentity>,
+    /// Read only files of walked directories matching one of these globs
+    /// (all when empty).
+    pub glob: Vec<String>,
+    /// Leave out files of walked directories matching one of these.
+    pub exclude: Vec<String>,
 }
 
 /// One worker's share of a sharded run: the documents whose digest hashes
@@ -116,6 +126,9 @@ impl Default for StatementsConfig {
             loose: LooseFileDefaults::default(),
             shard: None,
             identity: None,
+            content: None,
+            glob: Vec::new(),
+            exclude: Vec::new(),
         }
     }
 }
@@ -225,13 +238,14 @@ fn execute(
     stop: &AtomicBool,
     stats: &mut StatementStats,
 ) -> Result<bool> {
-    let archives = Archives::open(&cfg.archives, cfg.loose.clone(), &cfg.limits)?;
+    let select = Select::new(&cfg.glob, &cfg.exclude)?;
+    let archives = Archives::open_selected(&cfg.archives, &select, cfg.loose.clone(), &cfg.limits)?;
     let pool = build_pool(cfg.threads)?;
     let mut entries = pool.install(|| order_entries(&archives, cfg));
     let source = checkpoint_source(cfg, &archives);
     // Resume after an unfinished run over the same inputs: skip what it
     // already evaluated, so its counters and ours add up.
-    let resume = resume_point(store.run_log(), &source)?;
+    let resume = resume_point(store.run_log(), &source, cfg.content)?;
     if let Some(after) = &resume {
         let done = entries.partition_point(|e| archives.position(e) <= *after);
         tracing::info!(
@@ -294,13 +308,25 @@ fn execute(
 /// `source`, unless that run is still going (a run started beside it, over
 /// the same inputs, evaluates everything; the ledger skips what either
 /// writes). `None` without a run log, or after a finished run.
-fn resume_point(log: Option<&mut dyn RunLog>, source: &str) -> Result<Option<Position>> {
+fn resume_point(
+    log: Option<&mut dyn RunLog>,
+    source: &str,
+    content: Option<ContentIdentity>,
+) -> Result<Option<Position>> {
     let Some(log) = log else { return Ok(None) };
     let sources = [source.to_owned()];
     let Some(cp) = log.load_checkpoints(STATEMENTS_CHECKPOINT, &sources)?.pop().flatten() else {
         return Ok(None);
     };
     if cp.complete {
+        return Ok(None);
+    }
+    if cp.identity != content {
+        tracing::warn!(
+            source,
+            "The stopped run over this source read other content: starting over (the ledger \
+             skips what is already written)."
+        );
         return Ok(None);
     }
     let (position, writer) = match cp.sequence.split_once(RUN_MARK) {
@@ -328,7 +354,7 @@ const RUN_MARK: &str = "|run ";
 /// What the inputs and the options that choose documents are called in
 /// `checkpoints`: a checkpoint resumes only the same command over the same
 /// inputs. A filtered run (`--retrieved-since`, `--max-documents`,
-/// `--shard`, `--retrieved-at`) has a scope of its own, so stopping it and
+/// `--shard`, `--retrieved-at`, `--glob`, `--exclude`) has a scope of its own, so stopping it and
 /// rerunning without the filter does not resume it (and call half the
 /// archive done).
 fn checkpoint_source(cfg: &StatementsConfig, archives: &Archives) -> String {
@@ -341,6 +367,12 @@ fn checkpoint_source(cfg: &StatementsConfig, archives: &Archives) -> String {
     }
     if let Some(max) = cfg.max_documents {
         source.push_str(&format!("\nmax-documents {max}"));
+    }
+    for g in &cfg.glob {
+        source.push_str(&format!("\nglob {g}"));
+    }
+    for x in &cfg.exclude {
+        source.push_str(&format!("\nexclude {x}"));
     }
     if let Some(at) = cfg.loose.retrieved_at {
         // It orders loose documents, so positions mean something else.
@@ -363,7 +395,13 @@ pub const STATEMENTS_CHECKPOINT: &str = "statements";
 
 /// The checkpoint after `batch`: its last position; `complete` after the
 /// last batch, so the next run starts over (and skips by the ledger).
-fn checkpoint_at(source: &str, archives: &Archives, batch: &[Entry], complete: bool) -> Checkpoint {
+fn checkpoint_at(
+    source: &str,
+    content: Option<ContentIdentity>,
+    archives: &Archives,
+    batch: &[Entry],
+    complete: bool,
+) -> Checkpoint {
     let (sequence, chunk, offset) =
         batch.last().map(|e| archives.position(e).to_checkpoint_fields()).unwrap_or_default();
     Checkpoint {
@@ -373,7 +411,7 @@ fn checkpoint_at(source: &str, archives: &Archives, batch: &[Entry], complete: b
         chunk,
         offset,
         complete,
-        identity: None,
+        identity: content,
     }
 }
 

@@ -45,7 +45,7 @@ impl Producer<'_, '_> {
         if batches.is_empty() {
             // Nothing (left) to do still finishes the run's progress, or a
             // resumed run with nothing left would stay unfinished forever.
-            let checkpoint = checkpoint_at(self.source, self.archives, &[], true);
+            let checkpoint = checkpoint_at(self.source, self.cfg.content, self.archives, &[], true);
             let batch = Batch {
                 docs: Vec::new(),
                 origins: Vec::new(),
@@ -148,7 +148,7 @@ impl Producer<'_, '_> {
                 }
             }
         }
-        let checkpoint = checkpoint_at(self.source, self.archives, batch, last);
+        let checkpoint = checkpoint_at(self.source, self.cfg.content, self.archives, batch, last);
         Batch { docs, origins, stats, evaluated: batch.len() as u64, bytes: 0, checkpoint }
     }
 }

@@ -25,6 +25,8 @@
 mod mongo;
 mod path;
 mod read;
+mod select;
+mod stdin;
 mod walk;
 
 use std::borrow::Cow;
@@ -39,6 +41,8 @@ use crate::limits::{too_big, Limits};
 #[cfg(feature = "mongodb")]
 pub use mongo::RawSpool;
 use path::{PathArena, PathRef};
+pub use select::Select;
+pub use stdin::StdinSpool;
 
 /// How a loose `*.json` file found in a directory is described, since it
 /// has no envelope of its own.
@@ -198,8 +202,19 @@ impl Archives {
     /// FIFO inside a directory) becomes one failed document, wherever it
     /// appears.
     pub fn open(paths: &[PathBuf], loose: LooseFileDefaults, limits: &Limits) -> Result<Archives> {
+        Archives::open_selected(paths, &Select::default(), loose, limits)
+    }
+
+    /// [`Archives::open`], reading only the files of directories that
+    /// `select` keeps (`--glob`, `--exclude`).
+    pub fn open_selected(
+        paths: &[PathBuf],
+        select: &Select,
+        loose: LooseFileDefaults,
+        limits: &Limits,
+    ) -> Result<Archives> {
         let mut arena = PathArena::default();
-        let mut files = walk::list(paths, &mut arena)?;
+        let mut files = walk::list(paths, select, &mut arena)?;
         arena.shrink();
         // In the order `walk::list` numbers them.
         let mut roots = paths.to_vec();

@@ -14,15 +14,21 @@ use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
 use super::path::{self, PathArena};
+use super::select::Select;
 use super::{InputFile, InputKind, Storage};
 use crate::error::{DocumentFailure, Error, FailureKind, Result};
 
-/// Lists the files of `paths` into `arena`.
+/// Lists the files of `paths` into `arena`; in directories, only those
+/// `select` keeps.
 ///
 /// A path that does not exist, or is neither a file nor a directory, is a
 /// fatal error (a usage mistake). Everything else that cannot be read is
 /// listed with the reason, to become one counted failure.
-pub(super) fn list(paths: &[PathBuf], arena: &mut PathArena) -> Result<Vec<InputFile>> {
+pub(super) fn list(
+    paths: &[PathBuf],
+    select: &Select,
+    arena: &mut PathArena,
+) -> Result<Vec<InputFile>> {
     let mut roots = Vec::with_capacity(paths.len());
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
@@ -40,6 +46,8 @@ pub(super) fn list(paths: &[PathBuf], arena: &mut PathArena) -> Result<Vec<Input
         rest: Vec::new(),
         dirs: HashSet::new(),
         root: 0,
+        select,
+        excluded: 0,
     };
     for (root, (_, p, meta)) in roots.into_iter().enumerate() {
         w.root = root as u32;
@@ -51,6 +59,9 @@ pub(super) fn list(paths: &[PathBuf], arena: &mut PathArena) -> Result<Vec<Input
             let (kind, gz) = kind_of(p).unwrap_or((InputKind::Document, has_gz_suffix(p)));
             w.file(p, kind, gz, &meta);
         }
+    }
+    if w.excluded > 0 {
+        tracing::info!(files = w.excluded, "Files in directories not read (--glob, --exclude).");
     }
     let Walker { arena, mut files, ids, mut rest, .. } = w;
     once_each(&mut files, &ids, arena);
@@ -97,6 +108,9 @@ struct Walker<'a> {
     dirs: HashSet<(u64, u64)>,
     /// The path being listed (an index into the sorted paths given).
     root: u32,
+    select: &'a Select,
+    /// Files left out by `select`.
+    excluded: u64,
 }
 
 impl Walker<'_> {
@@ -122,6 +136,11 @@ impl Walker<'_> {
                 continue;
             }
             let Some((kind, gz)) = kind_of(ent.path()) else { continue };
+            let relative = ent.path().strip_prefix(root).unwrap_or(ent.path());
+            if !self.select.keeps(relative) {
+                self.excluded += 1;
+                continue;
+            }
             match ent.metadata() {
                 Ok(meta) => self.file(ent.path(), kind, gz, &meta),
                 Err(e) => self.failed(ent.path(), kind, format!("cannot read: {e}")),
