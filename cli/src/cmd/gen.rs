@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use backfill_engine::gen::{
-    write_epss_rows, EpssGenOptions, EpssOrder, EpssShape, RawArchiveGen, RawGenOptions,
+    write_epss_rows, EpssGenOptions, EpssOrder, EpssShape, RawArchiveGen, RawGenOptions, Shape,
 };
 use backfill_engine::Format;
 
@@ -30,8 +30,10 @@ Examples:
   # A million raw documents, 5% repeats, 1% malformed lines
   backfill gen raw --count 1000000 --out /tmp/raw.ndjson
 
-  # A FIRST CSV and a bucket mirror of 10 million EPSS rows
-  backfill gen epss --count 250000 --out /tmp/epss.csv.gz
+  # Documents shaped like Red Hat, SUSE, Canonical and scanner feeds
+  backfill gen raw --shape vendor --count 2000 --out /tmp/vendor.ndjson
+
+  # A bucket mirror of 10 million EPSS rows (a FIRST CSV with --out FILE.csv.gz)
   backfill gen epss --count 10000000 --out /tmp/bucket --chunk-rows 1000000";
 
 /// Arguments of `backfill gen`.
@@ -64,6 +66,11 @@ pub struct Args {
     /// Share of malformed raw lines.
     #[arg(long, default_value_t = 0.01, env = "BACKFILL_BAD_RATIO")]
     bad_ratio: f64,
+    /// What raw documents look like: compact (1-50 statements, short texts) or vendor (Red
+    /// Hat CSAF VEX and advisories, SUSE and Canonical OpenVEX, scanners' CycloneDX: hundreds
+    /// of products, long texts repeated over them).
+    #[arg(long, value_enum, default_value_t = ShapeArg::Compact, env = "BACKFILL_SHAPE")]
+    shape: ShapeArg,
     /// Rows per chunk file in an EPSS bucket.
     #[arg(long, default_value_t = 100_000, env = "BACKFILL_CHUNK_ROWS")]
     chunk_rows: u64,
@@ -74,6 +81,13 @@ pub struct Args {
     /// 27 years (a worst case for the store's B-tree).
     #[arg(long, value_enum, default_value_t = Order::Sorted, env = "BACKFILL_ORDER")]
     order: Order,
+}
+
+/// `--shape` of `gen raw`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ShapeArg {
+    Compact,
+    Vendor,
 }
 
 /// `--order` of `gen epss`.
@@ -108,6 +122,10 @@ pub fn run(args: Args, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 formats,
                 dup_ratio: args.dup_ratio,
                 bad_ratio: args.bad_ratio,
+                shape: match args.shape {
+                    ShapeArg::Compact => Shape::Compact,
+                    ShapeArg::Vendor => Shape::Vendor,
+                },
                 ..RawGenOptions::default()
             };
             let mut out = create(&args.out)?;

@@ -1,8 +1,9 @@
 //! Deterministic synthetic inputs at any scale, for benchmarks and tests.
 //!
-//! [`RawArchiveGen`] writes a raw NDJSON archive of realistic documents in
-//! all three formats (1–50 statements each), with some duplicates and some
-//! malformed lines. Output is a pure function of the options and seed, and
+//! [`RawArchiveGen`] writes a raw NDJSON archive of documents in all three
+//! formats, with some duplicates and some malformed lines: compact ones
+//! (1–50 statements, short texts; [`Shape::Compact`]) or shaped like
+//! vendors' feeds ([`Shape::Vendor`]). Output is a pure function of the options and seed, and
 //! is streamed: memory does not grow with `count`.
 
 use std::io::{self, Write};
@@ -12,6 +13,22 @@ use serde_json::{json, Value as Json};
 
 use crate::dedupe::Digest;
 use crate::normalize::Format;
+
+mod vendor;
+
+/// What generated documents look like.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Shape {
+    /// Short texts and few products per document (1–50 statements, about
+    /// 220 bytes each): the shape the throughput figures were first
+    /// measured on.
+    #[default]
+    Compact,
+    /// Real feeds' shapes and proportions (see [`vendor`]): Red Hat CSAF
+    /// VEX and advisories, SUSE and Canonical OpenVEX, scanners'
+    /// CycloneDX, with long texts repeated over many products.
+    Vendor,
+}
 
 /// A small, fast, seedable PRNG (SplitMix64): deterministic across
 /// platforms, no dependency.
@@ -62,8 +79,10 @@ pub struct RawGenOptions {
     pub dup_ratio: f64,
     /// Share of lines that are malformed (bad JSON, bad digest, `{}`).
     pub bad_ratio: f64,
-    /// Most statements in one document (at least 1).
+    /// Most statements in one document (at least 1); compact shape only.
     pub max_statements: u32,
+    /// What documents look like.
+    pub shape: Shape,
 }
 
 impl Default for RawGenOptions {
@@ -75,6 +94,7 @@ impl Default for RawGenOptions {
             dup_ratio: 0.05,
             bad_ratio: 0.01,
             max_statements: 50,
+            shape: Shape::Compact,
         }
     }
 }
@@ -165,8 +185,7 @@ impl RawArchiveGen {
             self.malformed_line(i, &at, line);
             return LineKind::Malformed;
         }
-        let doc = self.document(i);
-        let provider = PROVIDERS[self.rng.below(PROVIDERS.len() as u64) as usize].to_owned();
+        let (doc, provider) = self.document(i);
         envelope(line, &doc, &provider, &at, i, None);
         self.remember(doc, provider);
         LineKind::Fresh
@@ -179,7 +198,7 @@ impl RawArchiveGen {
         match self.rng.below(3) {
             0 => line.extend_from_slice(TRUNCATED_ENVELOPE),
             1 => {
-                let doc = self.document(i);
+                let (doc, _) = self.document(i);
                 envelope(line, &doc, "acme", at, i, Some(Digest::of(b"tampered")));
             }
             _ => envelope(line, b"{}", "acme", at, i, None),
@@ -197,7 +216,12 @@ impl RawArchiveGen {
         }
     }
 
-    fn document(&mut self, i: u64) -> Vec<u8> {
+    /// Document `i` and its publisher.
+    fn document(&mut self, i: u64) -> (Vec<u8>, String) {
+        if self.opts.shape == Shape::Vendor {
+            let d = vendor::document(&mut self.rng, i);
+            return (serde_json::to_vec(&d.doc).unwrap_or_default(), d.provider.to_owned());
+        }
         let f = self.opts.formats[self.rng.below(self.opts.formats.len() as u64) as usize];
         let n = 1 + self.rng.below(u64::from(self.opts.max_statements.max(1))) as usize;
         let doc = match f {
@@ -205,7 +229,8 @@ impl RawArchiveGen {
             Format::Csaf => self.csaf(i, n),
             Format::CycloneDx => self.cyclonedx(i, n),
         };
-        serde_json::to_vec(&doc).unwrap_or_default()
+        let provider = PROVIDERS[self.rng.below(PROVIDERS.len() as u64) as usize].to_owned();
+        (serde_json::to_vec(&doc).unwrap_or_default(), provider)
     }
 
     fn cve(&mut self) -> String {
