@@ -78,6 +78,9 @@ enum Command {
     /// Print a collection (statements, the documents ledger or epss) as JSON
     /// lines in key order, whole or narrowed by run, provider or time.
     Export(cmd::export::Args),
+    /// Upgrade a SQLite store written by an older backfill (layout 2 or 3) in place;
+    /// crash-safe: rerun it after any interruption.
+    Migrate(cmd::migrate::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(cmd::completions::Args),
     /// Print the manual page (roff): `backfill man | man -l -`.
@@ -97,6 +100,7 @@ impl Command {
             Command::Rollback(a) => cmd::rollback::run(a, global),
             Command::Stats(a) => cmd::stats::run(a, global),
             Command::Checkpoints(a) => cmd::checkpoints::run(a, global),
+            Command::Migrate(a) => cmd::migrate::run(a, global),
             Command::Completions(a) => cmd::completions::run(a, Cli::command()),
             Command::Man(a) => cmd::man::run(a, Cli::command()),
         }

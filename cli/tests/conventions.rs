@@ -314,6 +314,7 @@ const SUBCOMMANDS: &[&str] = &[
     "stats",
     "checkpoints",
     "export",
+    "migrate",
     "completions",
     "man",
 ];

@@ -58,3 +58,6 @@ mod conventions;
 // What is read and what is printed (issue 18): stdin archives and their
 // checkpoint names, --glob/--exclude, export filters.
 mod streams;
+
+// Upgrading SQLite stores of older layouts in place (issue 16).
+mod migrate;

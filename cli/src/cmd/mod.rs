@@ -8,6 +8,7 @@ pub mod export;
 pub mod gen;
 pub mod get;
 pub mod man;
+pub mod migrate;
 pub mod rollback;
 pub mod runs;
 pub mod statements;

@@ -65,7 +65,7 @@ use std::collections::HashSet;
 #[cfg(feature = "mongodb")]
 pub use mongo::{MongoStore, RETRY_BUDGET, RETRY_BUDGET_ENV, WRITE_PATH_ENV};
 pub use null::DryRun;
-pub use sqlite::SqliteStore;
+pub use sqlite::{MigrationReport, SqliteStore};
 
 pub use crate::model::{
     BatchOutcome, Checkpoint, CheckpointState, ContentIdentity, EpssRow, Export, Record,

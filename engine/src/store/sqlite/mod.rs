@@ -9,6 +9,8 @@
 //! (`aliases`, `metadata`, `signals.epss`) as JSON text. The unique key
 //! (document id, vulnerability, product key) therefore grows at its end
 //! instead of at random digest positions, so a batch dirties few pages.
+//! Long texts, which vendors repeat over every product, are stored once in
+//! `texts` and referenced by id.
 //! Reads join the two back into the logical (MongoDB) shape.
 //!
 //! The parts, each an `impl SqliteStore` block or free functions beside
@@ -25,12 +27,16 @@
 //! * `wal`: flushing the WAL into the main file, on a background thread
 //!   while a run writes. ("Checkpoint" means only a run's resume point;
 //!   SQLite's WAL checkpoint is a "flush" here.)
+//! * `texts`: long texts stored once and referenced by id (layout 4).
+//! * `migrate`: upgrading files of layouts 2 and 3 in place.
 //! * `bind`: the statement insert that SQLite reads in place, the one
 //!   `unsafe` part, alone with its safety contract.
 
 mod bind;
+mod migrate;
 mod read;
 mod schema;
+mod texts;
 mod wal;
 mod write;
 
@@ -48,6 +54,7 @@ use crate::dedupe::Digest;
 use crate::error::{Error, Result};
 use crate::model::{CheckpointState, Record, Statement, Stats};
 use crate::parse::DocumentWrite;
+pub use migrate::MigrationReport;
 use wal::WalFlusher;
 use write::StatementInserts;
 
@@ -70,6 +77,8 @@ pub struct SqliteStore {
     /// Look up `epss` for each statement written; off while the table is
     /// empty (decided at `begin_load`), which saves two probes per row.
     enrich_on_write: bool,
+    /// Ids of the long texts this connection knows are stored.
+    texts: texts::Texts,
 }
 
 /// Quotes an identifier for SQL (table names may contain dots).
@@ -104,10 +113,23 @@ impl SqliteStore {
             wal_flusher: None,
             busy_timeout: opts.busy_timeout,
             enrich_on_write: true,
+            texts: texts::Texts::default(),
         };
         store.configure(opts.busy_timeout).map_err(|e| err(&store.path, "configure", e))?;
         store.create_schema()?;
         Ok(store)
+    }
+
+    /// Upgrades the file at `path` (statements table `statements_name`)
+    /// from layout 2 or 3 to the current one, in place and crash-safe (see
+    /// `migrate`); does nothing to a current file.
+    pub fn migrate(
+        path: &Path,
+        statements_name: &str,
+        busy_timeout: std::time::Duration,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<MigrationReport> {
+        migrate::migrate(path, statements_name, busy_timeout, progress)
     }
 
     /// The underlying connection (for tests and tooling).

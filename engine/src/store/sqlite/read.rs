@@ -99,9 +99,10 @@ impl SqliteStore {
     ) -> Result<Vec<Statement>> {
         let s = &self.statements;
         let sql = format!(
-            "SELECT {STATEMENT_COLUMNS} FROM {s} s JOIN documents d ON d.id = s.doc
+            "SELECT {} FROM {s} s JOIN documents d ON d.id = s.doc
              WHERE s.vulnerability_id = ?1 AND (?2 IS NULL OR s.product_key = ?2 OR s.purl = ?2)
-             ORDER BY d.retrieved_at, d.digest, s.product_key"
+             ORDER BY d.retrieved_at, d.digest, s.product_key",
+            *STATEMENT_COLUMNS
         );
         let mut q = self.conn.prepare(&sql).map_err(|e| err(&self.path, "query statements", e))?;
         let rows = q
@@ -120,8 +121,9 @@ impl SqliteStore {
         let s = &self.statements;
         let sql = match what {
             Export::Statements => format!(
-                "SELECT {STATEMENT_COLUMNS} FROM {s} s JOIN documents d ON d.id = s.doc
-                 ORDER BY d.digest, s.vulnerability_id, s.product_key"
+                "SELECT {} FROM {s} s JOIN documents d ON d.id = s.doc
+                 ORDER BY d.digest, s.vulnerability_id, s.product_key",
+                *STATEMENT_COLUMNS
             ),
             Export::Documents => "SELECT digest, format, provider_id, source_uri, retrieved_at,
                     statements, metadata, run_id, processed_at, dropped
@@ -223,10 +225,19 @@ fn checkpoint_row(
 /// Columns read by [`statement_row`], in its order, from statements `s`
 /// joined with their ledger entry `d`. `firstSeen` and `lastSeen` are the
 /// document's `retrievedAt`; `insertedAt` and `runId` are the ledger's.
-const STATEMENT_COLUMNS: &str = "s.vulnerability_id, s.aliases, s.product_key, s.purl,
-    d.provider_id, s.status, s.justification, s.detail, s.action, d.digest, d.format,
-    d.source_uri, d.retrieved_at, d.document_id, d.revision, d.retrieved_at, d.retrieved_at,
-    s.severity, s.kev, s.epss, s.metadata, d.processed_at, d.run_id";
+static STATEMENT_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use super::texts::resolved;
+    format!(
+        "s.vulnerability_id, {}, s.product_key, s.purl,
+        d.provider_id, s.status, s.justification, {}, {}, d.digest, d.format,
+        d.source_uri, d.retrieved_at, d.document_id, d.revision, d.retrieved_at, d.retrieved_at,
+        s.severity, s.kev, s.epss, {}, d.processed_at, d.run_id",
+        resolved("s.aliases"),
+        resolved("s.detail"),
+        resolved("s.action"),
+        resolved("s.metadata")
+    )
+});
 
 /// One statement row, mapped to the logical model.
 fn statement_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Statement> {

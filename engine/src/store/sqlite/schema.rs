@@ -14,8 +14,10 @@ use crate::error::{Error, Result};
 /// user_version`. 2: `epss` times as integer microseconds, KEV nullable.
 /// 3: statements clustered by (doc, vulnerability, product key), with no
 /// rowid, so the spec's unique key is the table itself, not a second copy
-/// of every key in an index.
-const LAYOUT_VERSION: i64 = 3;
+/// of every key in an index. 4: long texts (`detail`, `action`,
+/// `aliases`, `metadata`) stored once in `texts` and referenced by id (see
+/// `texts`); 2 and 3 are upgraded by `backfill migrate` (see `migrate`).
+pub(super) const LAYOUT_VERSION: i64 = 4;
 
 /// Page cache, KiB. Bulk loads append, so what they revisit is the right
 /// edge of each B-tree plus the digest index; 32 MiB ran every benchmark
@@ -94,16 +96,7 @@ impl SqliteStore {
             let (version, has_tables, _) =
                 layout(&tx, &name).map_err(e("read the table layout"))?;
             if has_tables && version != LAYOUT_VERSION {
-                return Err(Error::Store {
-                    store: self.path.display().to_string(),
-                    context: "open".into(),
-                    cause: format!(
-                        "the file has table layout {version}, this backfill reads layout \
-                         {LAYOUT_VERSION}; load into a new file (or export with the backfill \
-                         that wrote it)"
-                    )
-                    .into(),
-                });
+                return Err(another_layout(&self.path, version));
             }
             tx.execute_batch(&schema_sql(&self.statements)).map_err(e("create schema"))?;
             for (table, column, decl) in missing_columns(&tx).map_err(e("create schema"))? {
@@ -139,9 +132,10 @@ impl SqliteStore {
             return;
         }
         let sql = format!(
-            "CREATE VIEW IF NOT EXISTS {} AS SELECT {VIEW_COLUMNS}
+            "CREATE VIEW IF NOT EXISTS {} AS SELECT {}
              FROM {} s JOIN documents d ON d.id = s.doc",
             super::ident(view),
+            view_columns(),
             self.statements
         );
         if let Err(e) = self.conn.execute_batch(&sql) {
@@ -225,16 +219,48 @@ impl SqliteStore {
     }
 }
 
+/// Why a file with table layout `version` is not opened, and what to do.
+pub(super) fn another_layout(path: &Path, version: i64) -> Error {
+    let cause = if MIGRATES_FROM.contains(&version) {
+        format!(
+            "the file has table layout {version}, this backfill reads layout {LAYOUT_VERSION}; \
+             upgrade it in place with `backfill migrate --store {}`",
+            path.display()
+        )
+    } else {
+        format!(
+            "the file has table layout {version}, this backfill reads layout {LAYOUT_VERSION} \
+             and migrates {MIGRATES_FROM:?}; load into a new file (or export with the backfill \
+             that wrote it)"
+        )
+    };
+    Error::Store { store: path.display().to_string(), context: "open".into(), cause: cause.into() }
+}
+
+/// Layouts `backfill migrate` upgrades.
+pub(super) const MIGRATES_FROM: [i64; 2] = [2, 3];
+
 /// The statements view's columns: the logical shape flattened, JSON
 /// fields as JSON text, times as ISO 8601 text.
-const VIEW_COLUMNS: &str = "s.vulnerability_id, s.aliases, s.product_key, s.purl,
-    d.provider_id, s.status, s.justification, s.detail, s.action,
-    d.digest AS document_digest, d.format AS document_format, d.source_uri,
-    d.retrieved_at, d.document_id, d.revision, s.severity, s.kev, s.epss, s.metadata,
-    d.processed_at AS inserted_at, d.run_id";
+fn view_columns() -> String {
+    use super::texts::resolved;
+    format!(
+        "s.vulnerability_id, {} AS aliases, s.product_key, s.purl,
+        d.provider_id, s.status, s.justification, {} AS detail, {} AS action,
+        d.digest AS document_digest, d.format AS document_format, d.source_uri,
+        d.retrieved_at, d.document_id, d.revision, s.severity, s.kev, s.epss, {} AS metadata,
+        d.processed_at AS inserted_at, d.run_id",
+        resolved("s.aliases"),
+        resolved("s.detail"),
+        resolved("s.action"),
+        resolved("s.metadata")
+    )
+}
 
 /// The tables, created if missing; `s` is the quoted statements table.
 fn schema_sql(s: &str) -> String {
+    let statements = statements_table_sql(s);
+    let texts = TEXTS_TABLE_SQL;
     format!(
         "CREATE TABLE IF NOT EXISTS documents (
             id INTEGER PRIMARY KEY,
@@ -250,25 +276,8 @@ fn schema_sql(s: &str) -> String {
             run_id TEXT NOT NULL,
             processed_at TEXT NOT NULL
         );
-        -- Clustered by the spec's unique key, led by the ledger id, which
-        -- grows: a bulk load appends, and a document's statements are one
-        -- range (deleted in one step on --force and rollback).
-        CREATE TABLE IF NOT EXISTS {s} (
-            doc INTEGER NOT NULL REFERENCES documents (id),
-            vulnerability_id TEXT NOT NULL,
-            product_key TEXT NOT NULL,
-            purl TEXT,
-            aliases TEXT,
-            status TEXT NOT NULL,
-            justification TEXT,
-            detail TEXT,
-            action TEXT,
-            severity TEXT,
-            kev INTEGER,
-            epss TEXT,
-            metadata TEXT,
-            PRIMARY KEY (doc, vulnerability_id, product_key)
-        ) WITHOUT ROWID;
+        {statements}
+        {texts}
         CREATE TABLE IF NOT EXISTS epss (
             id INTEGER PRIMARY KEY, -- cve_key(cve): a lossless integer key
             cve TEXT NOT NULL,
@@ -302,6 +311,42 @@ fn schema_sql(s: &str) -> String {
         );"
     )
 }
+
+/// The statements table `s` of the current layout.
+pub(super) fn statements_table_sql(s: &str) -> String {
+    format!(
+        "-- Clustered by the spec's unique key, led by the ledger id, which
+        -- grows: a bulk load appends, and a document's statements are one
+        -- range (deleted in one step on --force and rollback). aliases,
+        -- detail, action and metadata have no declared type: each holds
+        -- the text, or the INTEGER id of its row in `texts`.
+        CREATE TABLE IF NOT EXISTS {s} (
+            doc INTEGER NOT NULL REFERENCES documents (id),
+            vulnerability_id TEXT NOT NULL,
+            product_key TEXT NOT NULL,
+            purl TEXT,
+            aliases,
+            status TEXT NOT NULL,
+            justification TEXT,
+            detail,
+            action,
+            severity TEXT,
+            kev INTEGER,
+            epss TEXT,
+            metadata,
+            PRIMARY KEY (doc, vulnerability_id, product_key)
+        ) WITHOUT ROWID;"
+    )
+}
+
+/// The `texts` table (see `texts.rs`): ids in order, the xxh3 of each
+/// body indexed to find a text again.
+pub(super) const TEXTS_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS texts (
+            id INTEGER PRIMARY KEY,
+            hash INTEGER NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS texts_hash ON texts (hash);";
 
 /// Columns added to a layout after its first release, as (table, column,
 /// declaration). Adding a column with no default is instant in SQLite and

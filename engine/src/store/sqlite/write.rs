@@ -4,6 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::bind::{Bind, StaticStatement};
+use super::texts::{Stored, Texts};
 use super::{err, SqliteStore};
 use crate::error::Result;
 use crate::normalize::Claim;
@@ -25,12 +26,13 @@ impl SqliteStore {
     ) -> rusqlite::Result<BatchOutcome> {
         self.prepare_inserts()?;
         let inserts = self.inserts.as_mut().expect("prepared above");
+        let texts = &mut self.texts;
         let tx = self.conn.transaction()?;
         let mut outcome = BatchOutcome::default();
-        {
+        let written = (|| {
             let inserted_at = format_timestamp(ctx.inserted_at);
             let (rows, elsewhere) =
-                write_ledger_entries(&tx, &self.statements, docs, ctx, &inserted_at)?;
+                write_ledger_entries(&tx, &self.statements, docs, ctx, &inserted_at, texts)?;
             outcome.recorded_elsewhere = elsewhere;
             inserts.insert(&rows)?;
             if let Some(cp) = ctx.checkpoint {
@@ -39,9 +41,15 @@ impl SqliteStore {
             if let Some(run) = ctx.run {
                 save_run(&tx, run)?;
             }
+            Ok(())
+        })()
+        .and_then(|()| tx.commit());
+        // Texts added by a transaction that did not commit are not there.
+        match written {
+            Ok(()) => texts.committed(),
+            Err(_) => texts.rolled_back(),
         }
-        tx.commit()?;
-        Ok(outcome)
+        written.map(|()| outcome)
     }
 
     /// Prepares the statement inserts, unless they are prepared already
@@ -241,12 +249,60 @@ impl SqliteStore {
 }
 
 /// One row of [`statement_insert_sql`]: a claim, its ledger id, and its
-/// aliases and metadata as JSON text (`None` when empty).
+/// text columns as stored (`None` when empty; aliases and metadata as JSON
+/// text).
 struct StatementRow<'a> {
     doc: i64,
     claim: &'a Claim,
-    aliases: Option<String>,
-    metadata: Option<String>,
+    aliases: Option<Text<'a>>,
+    detail: Option<Text<'a>>,
+    action: Option<Text<'a>>,
+    metadata: Option<Text<'a>>,
+}
+
+/// A text column's value: the text, or the id of its row in `texts`.
+enum Text<'a> {
+    Borrowed(&'a str),
+    Owned(String),
+    Id(i64),
+}
+
+impl Text<'_> {
+    fn bind(&self) -> Bind<'_> {
+        match self {
+            Text::Borrowed(s) => Bind::Text(s),
+            Text::Owned(s) => Bind::Text(s),
+            Text::Id(id) => Bind::Int(*id),
+        }
+    }
+}
+
+/// `text` as stored: short ones in the row, long ones once in `texts`.
+fn stored<'a>(
+    conn: &Connection,
+    texts: &mut Texts,
+    text: Option<&'a str>,
+) -> rusqlite::Result<Option<Text<'a>>> {
+    Ok(match texts.store(conn, text)? {
+        None => None,
+        Some(Stored::Inline(s)) => Some(Text::Borrowed(s)),
+        Some(Stored::Id(id)) => Some(Text::Id(id)),
+    })
+}
+
+/// A JSON text built for one row, as stored.
+fn stored_owned(
+    conn: &Connection,
+    texts: &mut Texts,
+    text: Option<String>,
+) -> rusqlite::Result<Option<Text<'static>>> {
+    Ok(match text {
+        None => None,
+        Some(s) => match texts.store(conn, Some(&s))? {
+            Some(Stored::Id(id)) => Some(Text::Id(id)),
+            _ => Some(Text::Owned(s)),
+        },
+    })
 }
 
 /// The two statement inserts of [`statement_insert_sql`] (many rows, one
@@ -259,24 +315,25 @@ pub(super) struct StatementInserts {
 
 impl StatementInserts {
     /// Inserts `rows`, many per statement, the rest one by one.
-    fn insert(&mut self, rows: &[StatementRow<'_>]) -> rusqlite::Result<()> {
+    fn insert<'r>(&mut self, rows: &'r [StatementRow<'_>]) -> rusqlite::Result<()> {
         let mut binds: Vec<Bind<'_>> =
             Vec::with_capacity(STATEMENT_ROWS_PER_INSERT * STATEMENT_PARAMS);
         for part in statement_runs(rows, STATEMENT_ROWS_PER_INSERT, |_| true) {
             binds.clear();
-            for StatementRow { doc: id, claim: c, aliases, metadata } in part {
+            let text = |t: &'r Option<Text<'_>>| t.as_ref().map_or(Bind::Null, Text::bind);
+            for StatementRow { doc: id, claim: c, aliases, detail, action, metadata } in part {
                 binds.extend([
                     Bind::Int(*id),
                     Bind::Text(&c.vulnerability_id),
                     Bind::Text(&c.product_key),
                     c.purl.as_deref().into(),
-                    aliases.as_deref().into(),
+                    text(aliases),
                     Bind::Text(c.status.as_str()),
                     c.justification.map(|j| j.as_str()).into(),
-                    c.detail.as_deref().into(),
-                    c.action.as_deref().into(),
+                    text(detail),
+                    text(action),
                     c.severity.as_deref().into(),
-                    metadata.as_deref().into(),
+                    text(metadata),
                 ]);
             }
             let insert = if part.len() == 1 { &mut self.one } else { &mut self.many };
@@ -295,6 +352,7 @@ fn write_ledger_entries<'d>(
     docs: &'d [DocumentWrite],
     ctx: &WriteContext<'_>,
     inserted_at: &str,
+    texts: &mut Texts,
 ) -> rusqlite::Result<(Vec<StatementRow<'d>>, Vec<usize>)> {
     let mut rows: Vec<StatementRow<'d>> = Vec::new();
     let mut elsewhere = Vec::new();
@@ -303,18 +361,23 @@ fn write_ledger_entries<'d>(
             elsewhere.push(i);
             continue;
         };
-        rows.extend(doc.claims.iter().map(|c| {
-            StatementRow {
+        rows.reserve(doc.claims.len());
+        for c in &doc.claims {
+            // Empty lists and maps are stored as NULL (read back as [] and
+            // {}): most statements have none.
+            let aliases = (!c.aliases.is_empty())
+                .then(|| serde_json::to_string(&c.aliases).unwrap_or_default());
+            let metadata = (!c.metadata.is_empty())
+                .then(|| serde_json::to_string(&c.metadata).unwrap_or_default());
+            rows.push(StatementRow {
                 doc: id,
                 claim: c,
-                // Empty lists and maps are stored as NULL (read back as
-                // [] and {}): most statements have none.
-                aliases: (!c.aliases.is_empty())
-                    .then(|| serde_json::to_string(&c.aliases).unwrap_or_default()),
-                metadata: (!c.metadata.is_empty())
-                    .then(|| serde_json::to_string(&c.metadata).unwrap_or_default()),
-            }
-        }));
+                aliases: stored_owned(tx, texts, aliases)?,
+                detail: stored(tx, texts, c.detail.as_deref())?,
+                action: stored(tx, texts, c.action.as_deref())?,
+                metadata: stored_owned(tx, texts, metadata)?,
+            });
+        }
     }
     Ok((rows, elsewhere))
 }
