@@ -54,6 +54,19 @@ pub struct GlobalArgs {
         env = "BACKFILL_RAW_COLLECTION"
     )]
     pub raw_collection: String,
+    /// MongoDB: the WiredTiger block compressor of a statements collection the run
+    /// creates (zstd, snappy, zlib), or none for the server's default; ignored by servers
+    /// without WiredTiger and by existing collections.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value = "zstd",
+        value_parser = ["zstd", "snappy", "zlib", "none"],
+        value_name = "NAME",
+        env = "BACKFILL_MONGODB_COMPRESSOR"
+    )]
+    pub mongodb_compressor: String,
     /// How long a SQLite write waits for another process's lock before failing, in
     /// milliseconds.
     #[arg(
@@ -125,6 +138,8 @@ impl GlobalArgs {
             raw_collection: self.raw_collection.clone(),
             busy_timeout: std::time::Duration::from_millis(self.busy_timeout),
             create,
+            block_compressor: (self.mongodb_compressor != "none")
+                .then(|| self.mongodb_compressor.clone()),
         };
         // The engine's error names the store, credentials redacted.
         match store::open(&self.store, &opts) {

@@ -481,3 +481,48 @@ fn raw_documents_are_read_from_a_mongodb_raw_collection() {
     assert_eq!(again.backfilled, 0);
     raw.drop_database().unwrap();
 }
+
+#[test]
+fn the_statements_collection_is_created_with_zstd_unless_turned_off() {
+    if !mongo_available() {
+        return;
+    }
+    let archive = testdata("raw/sample.ndjson");
+    let engine_of = |wd: &Workdir| {
+        let opts = backfill_engine::StoreOptions {
+            statements_collection: wd
+                .statements_collection
+                .clone()
+                .unwrap_or_else(|| "vex.statements".into()),
+            ..Default::default()
+        };
+        let store = backfill_engine::store::MongoStore::open(&wd.store, &opts).unwrap();
+        store.statements_storage_engine().unwrap()
+    };
+    let zstd = Workdir::with(StoreKind::Mongo);
+    let first = zstd.statements(&["--archive", archive.to_str().unwrap()]);
+    assert!(first.backfilled > 0);
+    let none = Workdir::with(StoreKind::Mongo);
+    let out = none
+        .command(&[
+            "statements",
+            "--archive",
+            archive.to_str().unwrap(),
+            "--mongodb-compressor",
+            "none",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(Summary::parse(&out), first);
+    assert_eq!(none.export(), zstd.export(), "compression changes no document");
+    // A server that keeps creation options (MongoDB) lists the compressor;
+    // nx-27017 takes the option and lists none.
+    if let Some(engine) = engine_of(&zstd) {
+        assert_eq!(engine["wiredTiger"]["configString"], "block_compressor=zstd", "{engine}");
+    }
+    assert_eq!(engine_of(&none), None);
+    // An unknown name is a usage error.
+    let out = none.command(&["stats", "--mongodb-compressor", "lz4"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

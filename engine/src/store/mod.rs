@@ -91,6 +91,9 @@ pub struct StoreOptions {
     /// otherwise a missing SQLite file is [`Error::NoStore`], not a new
     /// empty store that reports zeros.
     pub create: bool,
+    /// MongoDB: the WiredTiger block compressor (`zstd`) of a statements
+    /// collection the store creates; `None` leaves the server's default.
+    pub block_compressor: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -100,6 +103,7 @@ impl Default for StoreOptions {
             raw_collection: "vex.raw".into(),
             busy_timeout: std::time::Duration::from_secs(60),
             create: true,
+            block_compressor: Some("zstd".into()),
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct MongoStore {
     /// Look up `signals` in `epss` when writing statements (false when a
     /// run starts with no EPSS rows at all, as SQLite decides it).
     enrich_on_write: bool,
+    /// Block compressor of a statements collection created here.
+    block_compressor: Option<String>,
 }
 
 impl MongoStore {
@@ -86,7 +88,69 @@ impl MongoStore {
             conn,
             indexes_ready: false,
             enrich_on_write: true,
+            block_compressor: opts.block_compressor.clone(),
         })
+    }
+
+    /// The statements collection's `storageEngine` creation option as the
+    /// server lists it (`None` when it lists none, or the collection does
+    /// not exist), for checking what a run created.
+    pub fn statements_storage_engine(&self) -> Result<Option<serde_json::Value>> {
+        let name = self.statements.name();
+        let db = &self.conn.db;
+        // The raw command: typed specifications reject servers that list a
+        // collection's `info.uuid` as a string (nx-27017).
+        let reply = self.conn.retry("list collections", self.conn.retry_budget, || {
+            db.run_command(doc! { "listCollections": 1, "filter": { "name": name } }).run()
+        })?;
+        let engine =
+            reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).ok().and_then(
+                |batch| {
+                    batch.iter().find_map(|spec| {
+                        let options = spec.as_document()?.get_document("options").ok()?;
+                        options.get_document("storageEngine").ok().cloned()
+                    })
+                },
+            );
+        Ok(engine.map(crate::mongo::value::doc_to_json))
+    }
+
+    /// Creates the statements collection with the block compressor asked
+    /// for, when it does not exist yet. The document shape is the contract
+    /// with consumers; compression changes only its size on disk (zstd
+    /// makes repeated vendor texts cheap). A server that refuses the
+    /// option (no WiredTiger) gets the collection created on first insert,
+    /// with a warning; one that exists already is left as it is.
+    fn create_statements_collection(&self) -> Result<()> {
+        let Some(compressor) = &self.block_compressor else { return Ok(()) };
+        let name = self.statements.name();
+        let db = &self.conn.db;
+        let exists = self.conn.retry("list collections", self.conn.retry_budget, || {
+            db.list_collection_names().filter(doc! { "name": name }).run()
+        })?;
+        if !exists.is_empty() {
+            return Ok(());
+        }
+        let engine =
+            doc! { "wiredTiger": { "configString": format!("block_compressor={compressor}") } };
+        let created = self.conn.retry("create collection", self.conn.retry_budget, || {
+            db.create_collection(name).storage_engine(engine.clone()).run()
+        });
+        match created {
+            Ok(()) => {
+                tracing::debug!(collection = name, compressor, "Statements collection created.")
+            }
+            // Created meanwhile by another worker: fine.
+            Err(e) if e.to_string().contains("already exists") => {}
+            Err(e) => tracing::warn!(
+                collection = name,
+                compressor,
+                error = %e,
+                "The server did not create the statements collection with this block \
+                 compressor; it is created with the server's default."
+            ),
+        }
+        Ok(())
     }
 
     /// True when writes go through `Client::bulk_write` (8.0+ servers).
@@ -105,6 +169,7 @@ impl MongoStore {
         if self.indexes_ready {
             return Ok(());
         }
+        self.create_statements_collection()?;
         let unique = |keys: Document| {
             IndexModel::builder()
                 .keys(keys)
