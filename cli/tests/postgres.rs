@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use backfill_engine::store::{redact_uri, PostgresStore, RETRY_BUDGET_ENV};
 
 use crate::util::{
-    in_ci, json_lines, postgres_available, samples, testdata, with_pg_database, StoreKind,
-    Summary, Workdir,
+    in_ci, json_lines, postgres_available, samples, testdata, with_pg_database, StoreKind, Summary,
+    Workdir,
 };
 
 /// The server binaries, or `None` (with `SKIPPED`) outside scripts/test;
@@ -52,8 +52,10 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let server = Server { bin, dir, port, user };
         let data = server.data();
-        let out = server
-            .run("initdb", &["-D", &data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]);
+        let out = server.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
+        );
         assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
         server.restart();
         PostgresStore::create_database(&server.uri("postgres"), "killed").unwrap();
@@ -113,9 +115,22 @@ fn workdir_at(uri: String) -> Workdir {
 }
 
 /// SQLite backfill as the reference: archive, summary, statements, ledger.
-fn reference_run(wd: &Workdir) -> (String, Summary, Vec<serde_json::Value>, Vec<serde_json::Value>) {
+fn reference_run(
+    wd: &Workdir,
+) -> (String, Summary, Vec<serde_json::Value>, Vec<serde_json::Value>) {
     let archive = wd.path("raw.ndjson").display().to_string();
-    wd.run(&["gen", "raw", "--count", "3000", "--out", &archive, "--bad-ratio", "0", "--seed", "7"]);
+    wd.run(&[
+        "gen",
+        "raw",
+        "--count",
+        "3000",
+        "--out",
+        &archive,
+        "--bad-ratio",
+        "0",
+        "--seed",
+        "7",
+    ]);
     let summary = wd.statements(&["--archive", &archive]);
     (archive, summary, wd.export(), wd.ledger())
 }
@@ -234,7 +249,8 @@ fn exports_are_identical_to_sqlites_for_the_sample_corpus() {
         return;
     }
     let Some(samples) = samples() else { return };
-    let archives = [samples.display().to_string(), testdata("raw/sample.ndjson").display().to_string()];
+    let archives =
+        [samples.display().to_string(), testdata("raw/sample.ndjson").display().to_string()];
     let sqlite = Workdir::with(StoreKind::Sqlite);
     let pg = Workdir::with(StoreKind::Postgres);
     for wd in [&sqlite, &pg] {

@@ -67,13 +67,13 @@ mod sqlite;
 
 use std::collections::HashSet;
 
-#[cfg(feature = "mongodb")]
-pub use mongo::{MongoStore, WRITE_PATH_ENV};
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
 #[cfg(any(feature = "mongodb", feature = "postgres"))]
 pub use crate::retry::{RETRY_BUDGET, RETRY_BUDGET_ENV};
+#[cfg(feature = "mongodb")]
+pub use mongo::{MongoStore, WRITE_PATH_ENV};
 pub use null::DryRun;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 pub use crate::model::{

@@ -30,9 +30,8 @@ pub(super) fn statements_table(name: &str) -> String {
 pub(super) fn prepare(conn: &mut Connection, statements: &str, create: bool) -> Result<()> {
     if !create {
         let version = conn.run("read the schema version", |c| {
-            let exists: bool = c
-                .query_one("SELECT to_regclass('vex.schema_version') IS NOT NULL", &[])?
-                .get(0);
+            let exists: bool =
+                c.query_one("SELECT to_regclass('vex.schema_version') IS NOT NULL", &[])?.get(0);
             if !exists {
                 return Ok(None);
             }

@@ -77,7 +77,7 @@ impl<'a> LedgerColumns<'a> {
             c.statements.push(d.claims.len() as i64);
             c.metadata.push(d.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()));
             c.dropped.push(
-                (!d.dropped.is_empty()).then(|| serde_json::to_value(&d.dropped).ok()).flatten(),
+                (!d.dropped.is_empty()).then(|| serde_json::to_value(d.dropped).ok()).flatten(),
             );
         }
         c
@@ -213,9 +213,10 @@ impl PostgresStore {
         self.conn.run("rollback", |c| {
             let mut tx = c.transaction()?;
             let digests: Vec<String> = tx
-                .query(&format!("SELECT digest FROM vex.documents WHERE {cond} ORDER BY digest"), &[
-                    &a, &b,
-                ])?
+                .query(
+                    &format!("SELECT digest FROM vex.documents WHERE {cond} ORDER BY digest"),
+                    &[&a, &b],
+                )?
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
@@ -288,8 +289,7 @@ fn copy_statements(
             // Empty lists and maps are stored as NULL (read back as [] and
             // {}), as in SQLite.
             let aliases = (!c.aliases.is_empty()).then(|| serde_json::to_value(&c.aliases).ok());
-            let metadata =
-                (!c.metadata.is_empty()).then(|| serde_json::to_value(&c.metadata).ok());
+            let metadata = (!c.metadata.is_empty()).then(|| serde_json::to_value(&c.metadata).ok());
             w.write(&[
                 digest,
                 &c.vulnerability_id,
@@ -344,10 +344,7 @@ fn write_ledger(
          {on_conflict} RETURNING digest"
     );
     if ctx.force {
-        tx.execute(
-            &format!("DELETE FROM {statements} WHERE digest = ANY($1)"),
-            &[&c.digest],
-        )?;
+        tx.execute(&format!("DELETE FROM {statements} WHERE digest = ANY($1)"), &[&c.digest])?;
     }
     let params: [&(dyn ToSql + Sync); 12] = [
         &c.digest,
@@ -402,7 +399,10 @@ const EPSS_UPSERT: &str = "INSERT INTO vex.epss AS o (cve, cve_key, epss_score, 
 /// Upserts a run record. An `abandoned` record only replaces a `running`
 /// one: a run that ended while another command found it silent keeps its
 /// own end.
-fn save_run(c: &mut impl GenericClient, run: &RunRecord) -> std::result::Result<(), postgres::Error> {
+fn save_run(
+    c: &mut impl GenericClient,
+    run: &RunRecord,
+) -> std::result::Result<(), postgres::Error> {
     let arguments = serde_json::to_value(&run.arguments).unwrap_or(Json::Null);
     let owner = run.owner.as_ref().and_then(|o| serde_json::to_value(o).ok());
     c.execute(
