@@ -25,10 +25,13 @@
 //!   one insert), EPSS upserts, runs, checkpoints, rollback, enrichment.
 //! * `read`: lookups, exports, stats, runs and checkpoints, and the row
 //!   mappers to the logical model.
+//! * `text`: the escape for U+0000, which PostgreSQL text cannot hold and
+//!   documents may.
 
 mod client;
 mod read;
 mod schema;
+mod text;
 mod write;
 
 use std::collections::HashSet;

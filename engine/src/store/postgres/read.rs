@@ -8,6 +8,7 @@ use postgres::types::ToSql;
 use postgres::Row;
 use serde_json::Value as Json;
 
+use super::text::{load, load_json, load_opt, store, store_opt};
 use super::PostgresStore;
 use crate::dedupe::Digest;
 use crate::error::{Error, Result};
@@ -112,8 +113,9 @@ impl PostgresStore {
              ORDER BY d.retrieved_at, d.digest, s.product_key",
             self.statements
         );
-        let rows =
-            self.conn.run("query statements", |c| c.query(&sql, &[&vulnerability_id, &product]))?;
+        let (vulnerability_id, product) = (store(vulnerability_id), store_opt(product));
+        let (v, p) = (&*vulnerability_id, product.as_deref());
+        let rows = self.conn.run("query statements", |c| c.query(&sql, &[&v, &p]))?;
         Ok(rows.iter().map(statement_row).collect())
     }
 
@@ -195,7 +197,7 @@ impl PostgresStore {
             for sql in &group_sql {
                 let rows = c.query(sql.as_str(), &[])?;
                 let map: BTreeMap<String, i64> =
-                    rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+                    rows.iter().map(|r| (load(r.get(0)), r.get(1))).collect();
                 groups.push(map);
             }
             let mut counts = Vec::new();
@@ -248,35 +250,46 @@ fn checkpoint_row(r: &Row, at: usize, data_type: String, source: String) -> Chec
     }
 }
 
-/// A JSON column as `T` (`None` for NULL or a value that does not fit).
+/// A JSON column as `T` (`None` for NULL or a value that does not fit),
+/// its strings unescaped (see [`super::text`]).
 fn json<T: serde::de::DeserializeOwned>(r: &Row, i: usize) -> Option<T> {
-    r.get::<_, Option<Json>>(i).and_then(|j| serde_json::from_value(j).ok())
+    r.get::<_, Option<Json>>(i).and_then(|j| serde_json::from_value(load_json(j)).ok())
+}
+
+/// A text column, unescaped.
+fn text(r: &Row, i: usize) -> String {
+    load(r.get(i))
+}
+
+/// A nullable text column, unescaped.
+fn text_opt(r: &Row, i: usize) -> Option<String> {
+    load_opt(r.get(i))
 }
 
 /// One statement row, mapped to the logical model.
 fn statement_row(r: &Row) -> Statement {
     let retrieved_at: String = r.get(12);
     Statement {
-        vulnerability_id: r.get(0),
+        vulnerability_id: text(r, 0),
         aliases: json(r, 1).unwrap_or_default(),
-        product_key: r.get(2),
-        purl: r.get(3),
-        provider_id: r.get(4),
+        product_key: text(r, 2),
+        purl: text_opt(r, 3),
+        provider_id: text(r, 4),
         status: r.get(5),
         justification: r.get(6),
-        detail: r.get(7),
-        action: r.get(8),
+        detail: text_opt(r, 7),
+        action: text_opt(r, 8),
         document: DocumentRef {
             digest: r.get(9),
             format: r.get(10),
-            source_uri: r.get(11),
+            source_uri: text(r, 11),
             retrieved_at: retrieved_at.clone(),
-            document_id: r.get(13),
-            revision: r.get(14),
+            document_id: text_opt(r, 13),
+            revision: text_opt(r, 14),
         },
         first_seen: retrieved_at.clone(),
         last_seen: retrieved_at,
-        signals: Signals { severity: r.get(15), kev: r.get(16), epss: json(r, 17) },
+        signals: Signals { severity: text_opt(r, 15), kev: r.get(16), epss: json(r, 17) },
         metadata: json(r, 18).unwrap_or_default(),
         inserted_at: r.get(19),
         run_id: r.get(20),
@@ -288,12 +301,12 @@ fn document_row(r: &Row) -> LedgerEntry {
     LedgerEntry {
         digest: r.get(0),
         format: r.get(1),
-        provider_id: r.get(2),
-        source_uri: r.get(3),
+        provider_id: text(r, 2),
+        source_uri: text(r, 3),
         retrieved_at: r.get(4),
         statements: r.get(5),
         dropped: json(r, 9).unwrap_or_default(),
-        metadata: r.get::<_, Option<Json>>(6).unwrap_or(Json::Null),
+        metadata: r.get::<_, Option<Json>>(6).map_or(Json::Null, load_json),
         run_id: r.get(7),
         processed_at: r.get(8),
     }

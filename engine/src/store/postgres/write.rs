@@ -14,6 +14,7 @@ use postgres::types::{ToSql, Type};
 use postgres::{GenericClient, Transaction};
 use serde_json::Value as Json;
 
+use super::text::{store, store_json, store_opt};
 use super::PostgresStore;
 use crate::error::Result;
 use crate::parse::DocumentWrite;
@@ -53,11 +54,11 @@ const SIGNALS_OF_ROW: &str = "CASE WHEN e.cve IS NULL THEN NULL
 struct LedgerColumns<'a> {
     digest: Vec<String>,
     format: Vec<&'a str>,
-    provider_id: Vec<&'a str>,
-    source_uri: Vec<&'a str>,
+    provider_id: Vec<std::borrow::Cow<'a, str>>,
+    source_uri: Vec<std::borrow::Cow<'a, str>>,
     retrieved_at: Vec<String>,
-    document_id: Vec<Option<&'a str>>,
-    revision: Vec<Option<&'a str>>,
+    document_id: Vec<Option<std::borrow::Cow<'a, str>>>,
+    revision: Vec<Option<std::borrow::Cow<'a, str>>>,
     statements: Vec<i64>,
     metadata: Vec<Option<Json>>,
     dropped: Vec<Option<Json>>,
@@ -69,13 +70,15 @@ impl<'a> LedgerColumns<'a> {
         for d in docs {
             c.digest.push(d.digest.to_string());
             c.format.push(d.format.as_str());
-            c.provider_id.push(&d.provider_id);
-            c.source_uri.push(&d.source_uri);
+            c.provider_id.push(store(&d.provider_id));
+            c.source_uri.push(store(&d.source_uri));
             c.retrieved_at.push(format_instant(d.retrieved_at));
-            c.document_id.push(d.document_id.as_deref());
-            c.revision.push(d.revision.as_deref());
+            c.document_id.push(store_opt(d.document_id.as_deref()));
+            c.revision.push(store_opt(d.revision.as_deref()));
             c.statements.push(d.claims.len() as i64);
-            c.metadata.push(d.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()));
+            c.metadata.push(
+                d.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()).map(store_json),
+            );
             c.dropped.push(
                 (!d.dropped.is_empty()).then(|| serde_json::to_value(d.dropped).ok()).flatten(),
             );
@@ -288,20 +291,28 @@ fn copy_statements(
         for c in &doc.claims {
             // Empty lists and maps are stored as NULL (read back as [] and
             // {}), as in SQLite.
-            let aliases = (!c.aliases.is_empty()).then(|| serde_json::to_value(&c.aliases).ok());
-            let metadata = (!c.metadata.is_empty()).then(|| serde_json::to_value(&c.metadata).ok());
+            let json = |v: serde_json::Result<Json>| v.ok().map(store_json);
+            let aliases = (!c.aliases.is_empty()).then(|| json(serde_json::to_value(&c.aliases)));
+            let metadata =
+                (!c.metadata.is_empty()).then(|| json(serde_json::to_value(&c.metadata)));
+            let (vulnerability_id, product_key) =
+                (store(&c.vulnerability_id), store(&c.product_key));
+            let purl = store_opt(c.purl.as_deref());
+            let detail = store_opt(c.detail.as_deref());
+            let action = store_opt(c.action.as_deref());
+            let severity = store_opt(c.severity.as_deref());
             w.write(&[
                 digest,
-                &c.vulnerability_id,
-                &c.product_key,
+                &&*vulnerability_id,
+                &&*product_key,
                 &crate::cve::cve_key(&c.vulnerability_id),
-                &c.purl,
+                &purl.as_deref(),
                 &aliases.flatten(),
                 &c.status.as_str(),
                 &c.justification.map(|j| j.as_str()),
-                &c.detail,
-                &c.action,
-                &c.severity,
+                &detail.as_deref(),
+                &action.as_deref(),
+                &severity.as_deref(),
                 &metadata.flatten(),
             ])?;
         }
