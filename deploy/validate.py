@@ -114,7 +114,7 @@ def consistency(doc: dict) -> list[str]:
     for c in containers:
         name = c.get("name")
         # Kubernetes leaves a $(VAR) whose VAR is not defined verbatim: the
-        # tool would get the literal text (e.g. a store named "$(MONGODB_URI)").
+        # tool would get the literal text (e.g. a store named "$(STORE_URI)").
         defined = {e.get("name") for e in c.get("env") or []}
         for item in (c.get("command") or []) + (c.get("args") or []):
             for var in VAR_REF.findall(str(item)):
@@ -206,7 +206,7 @@ SELF_CHECKS = [
      "restartPolicy the API server refuses with backoffLimitPerIndex"),
     ("kubernetes/backfill-job.yaml", "  completions: 4\n", "  completions: 3\n",
      "completions different from --shards"),
-    ("kubernetes/backfill-job.yaml", "- $(MONGODB_URI)", "- $(MONGO_URI)",
+    ("kubernetes/backfill-job.yaml", "- $(STORE_URI)", "- $(STORE_URL)",
      "reference to an undefined env var"),
     ("kubernetes/epss-cronjob.yaml", "activeDeadlineSeconds:", "activeDeadline:",
      "misspelled field in a CronJob's jobTemplate"),

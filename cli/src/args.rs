@@ -20,9 +20,10 @@ use crate::logger::LogFormat;
 /// not force, and a value that is neither is a usage error.
 #[derive(Args, Debug)]
 pub struct GlobalArgs {
-    /// Store: a SQLite file path (default ./backfill.db), or a mongodb:// or
-    /// mongodb+srv:// URI (MongoDB needs the cargo feature `mongodb`, on by
-    /// default; a --no-default-features build is SQLite-only).
+    /// Store: a SQLite file path (default ./backfill.db), a mongodb:// or
+    /// mongodb+srv:// URI, or a postgres:// or postgresql:// URI (MongoDB
+    /// and PostgreSQL need the cargo features `mongodb` and `postgres`, on
+    /// by default; a --no-default-features build is SQLite-only).
     #[arg(
         long,
         global = true,

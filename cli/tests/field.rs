@@ -81,7 +81,9 @@ crate::store_tests! {
             let out = wd.command(&args).output().unwrap();
             let err = stderr(&out);
             assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-            assert_eq!(err.trim(), format!("backfill: error: no store at {}", wd.store), "{args:?}");
+            // The store as every message names it: credentials redacted.
+            let store = backfill_engine::store::redact_uri(&wd.store);
+            assert_eq!(err.trim(), format!("backfill: error: no store at {store}"), "{args:?}");
             assert!(!std::path::Path::new(&wd.store).exists(), "{args:?} created the store");
         }
     }
@@ -351,6 +353,65 @@ fn mongodb_uris_are_usage_errors_without_the_mongodb_feature() {
         }
     }
     assert!(!wd.path("backfill.db").exists(), "nothing was created");
+}
+
+// Likewise a build without the cargo feature `postgres` refuses a
+// PostgreSQL URI with a usage error naming the feature, and no secret.
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn postgres_uris_are_usage_errors_without_the_postgres_feature() {
+    let secret = "hunter2xyz";
+    let wd = Workdir::new();
+    for uri in [
+        format!("postgres://user:{secret}@127.0.0.1:1/db"),
+        format!("postgresql://u:{secret}@db.example.net/vex?sslmode=disable"),
+    ] {
+        for args in [
+            vec!["statements", "--archive", &sample(), "--store", &uri],
+            vec!["epss", "--csv", &sample(), "--store", &uri],
+            vec!["stats", "--store", &uri],
+            vec!["runs", "--store", &uri],
+        ] {
+            let out = backfill().current_dir(wd.path("")).args(&args).output().unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+            assert!(
+                err.contains("built without PostgreSQL support (cargo feature `postgres`)"),
+                "{args:?}: {err}"
+            );
+            assert!(!err.contains(secret), "{args:?} leaked: {err}");
+            assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+        }
+    }
+    assert!(!wd.path("backfill.db").exists(), "nothing was created");
+}
+
+// No secret of a PostgreSQL URI is printed either: not when the server
+// cannot be reached (errors and -vvv logs), nor in run records.
+#[cfg(feature = "postgres")]
+#[test]
+fn secrets_in_postgres_uris_are_redacted_everywhere() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let secret = "hunter2xyz";
+    for uri in [
+        format!("postgres://user:{secret}@127.0.0.1:{closed}/db?connect_timeout=1"),
+        format!("postgresql://user@127.0.0.1:{closed}/db?password={secret}"),
+    ] {
+        for args in [vec!["stats"], vec!["statements", "--archive", &sample(), "-vvv"]] {
+            let out = backfill()
+                .args(&args)
+                .arg("--store")
+                .arg(&uri)
+                .env(backfill_engine::store::RETRY_BUDGET_ENV, "0.3")
+                .output()
+                .unwrap();
+            let text = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+            assert_eq!(out.status.code(), Some(1), "{uri}: {text}");
+            assert!(text.contains("gave up after"), "{uri}: {text}");
+            assert!(!text.contains(secret), "{args:?} {uri} leaked: {text}");
+        }
+    }
 }
 
 // Item 8: an unknown run id is an error, not "deleted 0".

@@ -234,3 +234,37 @@ fn dry_run_counts_like_a_first_run_and_writes_nothing() {
     wd.statements(&["--archive", a]);
     assert_eq!(wd.statements(&["--archive", a, "--dry-run"]), FIRST_RUN);
 }
+
+// Text is stored as given, U+0000 too (PostgreSQL's text cannot hold it
+// as it is: that store escapes it).
+crate::store_tests! {
+    fn text_with_nul_characters_round_trips(kind) {
+        let wd = Workdir::with(kind);
+        let doc = serde_json::json!({
+            "@context": "https://openvex.dev/ns/v0.2.0",
+            "@id": "https://example.com/vex/nul\u{0}\u{e000}",
+            "author": "t",
+            "timestamp": "2024-01-01T00:00:00Z",
+            "version": 1,
+            "statements": [{
+                "vulnerability": {"name": "CVE-2024-1111"},
+                "products": [{"@id": "pkg:npm/a\u{0}b@1"}],
+                "status": "not_affected",
+                "justification": "component_not_present",
+                "impact_statement": "bad\u{0}byte \u{e000}\u{e002}",
+            }],
+        })
+        .to_string();
+        let line = crate::util::envelope(doc.as_bytes(), "2024-01-02T00:00:00Z", "p\u{0}", "u\u{0}");
+        let archive = wd.write("nul.ndjson", format!("{line}\n"));
+        let s = wd.statements(&["--archive", archive.to_str().unwrap()]);
+        assert_eq!((s.backfilled, s.claims, s.failures), (1, 1, 0));
+        let got = wd.export();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["detail"], "bad\u{0}byte \u{e000}\u{e002}");
+        assert_eq!(got[0]["productKey"], "pkg:npm/a\u{0}b@1");
+        assert_eq!(got[0]["providerId"], "p\u{0}");
+        assert_eq!(got[0]["document"]["documentId"], "https://example.com/vex/nul\u{0}\u{e000}");
+        assert_eq!(got[0]["document"]["sourceUri"], "u\u{0}");
+    }
+}

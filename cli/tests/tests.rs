@@ -25,6 +25,11 @@ mod epss_files;
 #[cfg(feature = "mongodb")]
 mod mongo;
 
+// PostgreSQL only: server stopped mid-run and restarted, outages, exports
+// identical to SQLite's. Needs the cargo feature `postgres`.
+#[cfg(feature = "postgres")]
+mod postgres;
+
 // Stop signals, kill -9 and resumption.
 mod reliability;
 

@@ -15,6 +15,56 @@ pub enum StoreKind {
     /// A database of its own on the server in `BACKFILL_TEST_MONGODB_URI`,
     /// dropped at the end.
     Mongo,
+    /// A database of its own, created for the test on the server in
+    /// `BACKFILL_TEST_POSTGRES_URI` and dropped at the end.
+    Postgres,
+}
+
+/// Server for the PostgreSQL variants of the tests (scripts/test starts
+/// one): a URI whose database the test user can connect to and create
+/// databases from.
+pub const POSTGRES_URI_ENV: &str = "BACKFILL_TEST_POSTGRES_URI";
+
+/// The base URI of the PostgreSQL test server, if any.
+pub fn postgres_uri() -> Option<String> {
+    std::env::var(POSTGRES_URI_ENV).ok().filter(|u| !u.trim().is_empty())
+}
+
+/// Whether the PostgreSQL variant of a test can run: as
+/// [`mongo_available`], for the cargo feature `postgres` and
+/// `BACKFILL_TEST_POSTGRES_URI`. CI never skips it.
+pub fn postgres_available() -> bool {
+    if !cfg!(feature = "postgres") {
+        eprintln!("{SKIPPED_WITHOUT_POSTGRES}");
+        return false;
+    }
+    if postgres_uri().is_some() {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "{POSTGRES_URI_ENV} is not set: run the tests with scripts/test, which starts a \
+         PostgreSQL server (CI never skips the PostgreSQL tests)"
+    );
+    eprintln!("SKIPPED: {POSTGRES_URI_ENV} is not set (scripts/test sets it)");
+    false
+}
+
+/// Why the PostgreSQL variants do not run in a `--no-default-features`
+/// build.
+pub const SKIPPED_WITHOUT_POSTGRES: &str =
+    "SKIPPED: built without the cargo feature `postgres` (--no-default-features); the \
+     PostgreSQL variant cannot run";
+
+/// `base` (a postgres:// URI) with `db` as its database; the query stays.
+pub fn with_pg_database(base: &str, db: &str) -> String {
+    let (scheme, rest) = base.split_once("://").expect("a postgres:// URI");
+    let (before_query, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, format!("?{q}")),
+        None => (rest, String::new()),
+    };
+    let authority = before_query.split_once('/').map_or(before_query, |(a, _)| a);
+    format!("{scheme}://{authority}/{db}{query}")
 }
 
 /// Server for the MongoDB variants of the tests (scripts/test starts one).
@@ -90,7 +140,7 @@ pub fn unique_db_name() -> String {
         .name()
         .unwrap_or("test")
         .rsplit("::")
-        .find(|part| !matches!(*part, "mongo" | "sqlite"))
+        .find(|part| !matches!(*part, "mongo" | "sqlite" | "postgres"))
         .unwrap_or("test");
     let test: String = test
         .chars()
@@ -100,11 +150,12 @@ pub fn unique_db_name() -> String {
     format!("bf_{}_{n}_{test}", std::process::id())
 }
 
-/// Defines a test body once and runs it against both stores:
-/// `NAME::sqlite` and `NAME::mongo`. The MongoDB variant skips (prints
-/// `SKIPPED`) without a server, except in CI, where it fails. In a build
-/// without the cargo feature `mongodb` it is ignored, and cargo test lists
-/// it as `ignored, SKIPPED: built without the cargo feature ...`.
+/// Defines a test body once and runs it against every store:
+/// `NAME::sqlite`, `NAME::mongo` and `NAME::postgres`. The server variants
+/// skip (print `SKIPPED`) without a server, except in CI, where they fail.
+/// In a build without the cargo feature `mongodb` (`postgres`) the MongoDB
+/// (PostgreSQL) variant is ignored, and cargo test lists it as `ignored,
+/// SKIPPED: built without the cargo feature ...`.
 #[macro_export]
 macro_rules! store_tests {
     ($( $(#[$meta:meta])* fn $name:ident($kind:ident) $body:block )*) => {$(
@@ -125,6 +176,17 @@ macro_rules! store_tests {
             fn mongo() {
                 if $crate::util::mongo_available() {
                     super::$name($crate::util::StoreKind::Mongo)
+                }
+            }
+
+            #[test]
+            #[cfg_attr(
+                not(feature = "postgres"),
+                ignore = "SKIPPED: built without the cargo feature `postgres`"
+            )]
+            fn postgres() {
+                if $crate::util::postgres_available() {
+                    super::$name($crate::util::StoreKind::Postgres)
                 }
             }
         }
@@ -164,6 +226,10 @@ impl Workdir {
                 let statements_collection =
                     std::env::var(STATEMENTS_COLLECTION_ENV).ok().filter(|c| !c.is_empty());
                 Workdir { dir, store, kind, statements_collection }
+            }
+            StoreKind::Postgres => {
+                let store = new_pg_database();
+                Workdir { dir, store, kind, statements_collection: None }
             }
         }
     }
@@ -239,6 +305,12 @@ impl Workdir {
         if self.kind == StoreKind::Sqlite && !Path::new(&self.store).exists() {
             return Vec::new();
         }
+        if self.kind == StoreKind::Postgres {
+            let out = self.command(&["runs", "--json"]).output().unwrap();
+            if String::from_utf8_lossy(&out.stderr).contains("no store at") {
+                return Vec::new();
+            }
+        }
         json_lines(&self.run(&["runs", "--json"]).stdout)
     }
 
@@ -264,11 +336,37 @@ impl Drop for Workdir {
                 eprintln!("warning: could not drop the test database {}: {e}", self.store);
             }
         }
+        if self.kind == StoreKind::Postgres {
+            drop_pg_database(&self.store);
+        }
     }
 }
 
+/// A new database on the PostgreSQL test server, named after the test;
+/// returns its URI.
+pub fn new_pg_database() -> String {
+    let base = postgres_uri().unwrap_or_else(|| panic!("{POSTGRES_URI_ENV} is not set"));
+    let name = unique_db_name();
+    #[cfg(feature = "postgres")]
+    backfill_engine::store::PostgresStore::create_database(&base, &name).unwrap();
+    with_pg_database(&base, &name)
+}
+
+/// Drops the database of `uri` (made by [`new_pg_database`]).
+pub fn drop_pg_database(uri: &str) {
+    let base = postgres_uri().unwrap_or_default();
+    let name = uri.split_once("://").and_then(|(_, r)| r.split('?').next()?.split_once('/'));
+    let Some((_, name)) = name else { return };
+    #[cfg(feature = "postgres")]
+    if let Err(e) = backfill_engine::store::PostgresStore::drop_database(&base, name) {
+        eprintln!("warning: could not drop the test database {uri}: {e}");
+    }
+    let _ = (base, name);
+}
+
 /// Empties the workdir's store (deletes the SQLite file, drops the
-/// MongoDB database), so a test can start over.
+/// MongoDB database, drops and creates again the PostgreSQL database), so
+/// a test can start over.
 pub fn clear_store(wd: &Workdir) {
     match wd.kind {
         StoreKind::Sqlite => {
@@ -290,6 +388,15 @@ pub fn clear_store(wd: &Workdir) {
             backfill_engine::store::MongoStore::open(&wd.store, &opts)
                 .and_then(|mut s| s.drop_database())
                 .unwrap();
+        }
+        #[cfg(not(feature = "postgres"))]
+        StoreKind::Postgres => unreachable!("{SKIPPED_WITHOUT_POSTGRES}"),
+        #[cfg(feature = "postgres")]
+        StoreKind::Postgres => {
+            let name = wd.store.rsplit('/').next().unwrap().split('?').next().unwrap();
+            let base = postgres_uri().unwrap();
+            backfill_engine::store::PostgresStore::drop_database(&base, name).unwrap();
+            backfill_engine::store::PostgresStore::create_database(&base, name).unwrap();
         }
     }
 }

@@ -83,6 +83,8 @@ mod parse;
 mod pipeline;
 mod progress;
 pub mod redact;
+#[cfg(any(feature = "mongodb", feature = "postgres"))]
+mod retry;
 mod run;
 mod source;
 mod stats;

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use backfill_engine::store::{is_mongodb_uri, SqliteStore};
+use backfill_engine::store::{is_mongodb_uri, is_postgres_uri, SqliteStore};
 use clap::builder::BoolishValueParser;
 
 use crate::args::GlobalArgs;
@@ -34,6 +34,15 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if is_mongodb_uri(&global.store) {
         // Documents have no table layout: the shape is the contract.
         crate::logger::note("MongoDB stores have no table layout to migrate.", false);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if is_postgres_uri(&global.store) {
+        // One layout so far, created (and checked) when a store is opened.
+        crate::logger::note(
+            "PostgreSQL stores have one table layout so far, created when a run opens them: \
+             nothing to migrate.",
+            false,
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let uri = &global.store;

@@ -5,7 +5,7 @@
 //!
 //! Every operation is retried with exponential backoff on transient errors
 //! (network, not-primary, retryable-write labels) for up to
-//! [`RETRY_BUDGET`]; after that it fails with one line. Credentials in the
+//! [`RETRY_BUDGET`](crate::store::RETRY_BUDGET); after that it fails with one line. Credentials in the
 //! URI never appear in a message: errors are rebuilt from the driver's and
 //! scrubbed of the password.
 
@@ -21,22 +21,13 @@ use super::value::bson_i64;
 use crate::error::{Error, Result};
 use crate::redact::{redact_uri, Scrubber};
 
-/// How long one operation is retried on transient errors before the run
-/// fails.
-pub const RETRY_BUDGET: Duration = Duration::from_secs(30);
-
-/// Environment variable that overrides [`RETRY_BUDGET`], in seconds
-/// (fractions allowed). Meant for tests and impatient operators.
-pub const RETRY_BUDGET_ENV: &str = "BACKFILL_MONGODB_RETRY_SECONDS";
-
 /// Environment variable that forces the write path: `legacy` uses the
 /// collection-level commands even on 8.0+ servers, `bulk` uses
 /// `Client::bulk_write` whatever the server says. Unset: decided from the
 /// server's `hello` (maxWireVersion >= 25 means bulk).
 pub const WRITE_PATH_ENV: &str = "BACKFILL_MONGODB_WRITE_PATH";
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(4);
+use crate::retry::{FIRST_BACKOFF, MAX_BACKOFF};
 
 /// Per-attempt server selection and connect timeouts, unless the URI sets
 /// them: short, so that the retry loop (not the driver) does the waiting.
@@ -114,11 +105,7 @@ impl Connection {
             .run()
             .map_err(|e| fail("parse the URI", error_message(&e)))?;
         copts.app_name.get_or_insert_with(|| "backfill".to_owned());
-        let budget = std::env::var(RETRY_BUDGET_ENV)
-            .ok()
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map_or(RETRY_BUDGET, Duration::from_secs_f64);
+        let budget = crate::retry::budget();
         let per_attempt = SELECTION_TIMEOUT.min(budget.max(Duration::from_secs(1)));
         copts.server_selection_timeout.get_or_insert(per_attempt);
         copts.connect_timeout.get_or_insert(per_attempt);

@@ -21,8 +21,11 @@
 //! The embedded default is [`SqliteStore`] (a single file, no server). The
 //! MongoDB store (`MongoStore`; and `RawSpool`, the `vex.raw` reader, among
 //! the sources) is behind the cargo feature `mongodb`, on by default.
-//! Without it the engine is SQLite-only, with neither tokio nor rustls, and
+//! Without it the engine has neither rustls nor the MongoDB driver, and
 //! [`open`] refuses a MongoDB URI with a usage error ([`without_mongodb`]).
+//! The PostgreSQL store (`PostgresStore`, `postgres://` and
+//! `postgresql://`) is behind the cargo feature `postgres`, also on by
+//! default, and refused likewise without it ([`without_postgres`]).
 //!
 //! # Adding a backend
 //!
@@ -58,13 +61,19 @@
 #[cfg(feature = "mongodb")]
 mod mongo;
 mod null;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
 use std::collections::HashSet;
 
+#[cfg(any(feature = "mongodb", feature = "postgres"))]
+pub use crate::retry::{RETRY_BUDGET, RETRY_BUDGET_ENV};
 #[cfg(feature = "mongodb")]
-pub use mongo::{MongoStore, RETRY_BUDGET, RETRY_BUDGET_ENV, WRITE_PATH_ENV};
+pub use mongo::{MongoStore, WRITE_PATH_ENV};
 pub use null::DryRun;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use sqlite::{MigrationReport, SqliteStore};
 
 pub use crate::model::{
@@ -253,14 +262,21 @@ pub trait Store: StatementSink + EpssSink + RunLog + Queries + Admin {
 }
 
 /// Opens the store named by `uri`: `mongodb://` / `mongodb+srv://` select
-/// MongoDB; `sqlite:PATH`, `sqlite://PATH` or a plain path select the
+/// MongoDB; `postgres://` / `postgresql://` PostgreSQL; `sqlite:PATH`, `sqlite://PATH` or a plain path select the
 /// embedded SQLite file.
 ///
 /// An empty path and SQLite's in-memory databases (`:memory:`,
 /// `file:…?mode=memory`) are refused ([`Error::Usage`]): whatever a command
 /// wrote there would be gone when it exits. So is a MongoDB URI in a build
-/// without the `mongodb` feature ([`without_mongodb`]).
+/// without the `mongodb` feature ([`without_mongodb`]), and a PostgreSQL
+/// URI in a build without the `postgres` feature ([`without_postgres`]).
 pub fn open(uri: &str, opts: &StoreOptions) -> Result<Box<dyn Store>> {
+    if is_postgres_uri(uri) {
+        #[cfg(feature = "postgres")]
+        return Ok(Box::new(PostgresStore::open(uri, opts)?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(without_postgres("--store", uri));
+    }
     if is_mongodb_uri(uri) {
         #[cfg(feature = "mongodb")]
         return Ok(Box::new(MongoStore::open(uri, opts)?));
@@ -287,6 +303,26 @@ pub fn without_mongodb(option: &str, uri: &str) -> Error {
     Error::Usage(format!(
         "{option} {}: this backfill was built without MongoDB support (cargo feature \
          `mongodb`); rebuild with default features",
+        redact_uri(uri)
+    ))
+}
+
+/// Whether this build has the PostgreSQL store (the cargo feature
+/// `postgres`).
+pub const POSTGRES: bool = cfg!(feature = "postgres");
+
+/// Whether `uri` names a PostgreSQL database (`postgres://`,
+/// `postgresql://`).
+pub fn is_postgres_uri(uri: &str) -> bool {
+    uri.starts_with("postgres://") || uri.starts_with("postgresql://")
+}
+
+/// The usage error for PostgreSQL URI `uri`, given as `option`, in a build
+/// without the `postgres` feature (see [`POSTGRES`]); the URI is redacted.
+pub fn without_postgres(option: &str, uri: &str) -> Error {
+    Error::Usage(format!(
+        "{option} {}: this backfill was built without PostgreSQL support (cargo feature \
+         `postgres`); rebuild with default features",
         redact_uri(uri)
     ))
 }

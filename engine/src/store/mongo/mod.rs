@@ -17,7 +17,7 @@
 //! The engine is synchronous, and so is this store: it uses the driver's
 //! `sync` API (which runs the driver on the driver's own tokio runtime). Every operation is retried with exponential backoff on
 //! transient errors (network, not-primary, retryable-write labels) for up to
-//! [`RETRY_BUDGET`]; after that it fails with one line. Credentials in the
+//! [`RETRY_BUDGET`](crate::store::RETRY_BUDGET); after that it fails with one line. Credentials in the
 //! URI never appear in a message: errors are rebuilt from the driver's and
 //! scrubbed of the password.
 //!
@@ -49,7 +49,7 @@ use crate::dedupe::Digest;
 use crate::error::Result;
 use crate::model::{CheckpointState, Record, Statement, Stats};
 use crate::mongo::client::Connection;
-pub use crate::mongo::client::{RETRY_BUDGET, RETRY_BUDGET_ENV, WRITE_PATH_ENV};
+pub use crate::mongo::client::WRITE_PATH_ENV;
 use crate::parse::DocumentWrite;
 use crate::time::format_timestamp;
 
