@@ -2,7 +2,7 @@
 # Reproduces every figure in BENCHMARKS.md in one session on one machine:
 # our tool and the alternatives on the same generated files.
 #   benches/scale/run.sh [WORKDIR]   (default /tmp/backfill-bench; ~15 GB free disk)
-#   ONLY=limits|epss|raw benches/scale/run.sh   runs one section (RUNS=N: runs each)
+#   ONLY=limits|epss|raw|shape benches/scale/run.sh   runs one section (RUNS=N: runs each)
 # Needs: a dist build (fat LTO, built here), hyperfine (apt), python3 venv with duckdb.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -73,5 +73,20 @@ for n in 1 10 30; do
         "$B statements --archive $W/raw${n}x.ndjson --store $W/s.db -q"
 done
 rm -f "$W"/s.db*; RSS "raw 30x" $B statements --archive "$W/raw30x.ndjson" --store "$W/s.db" -q
+fi
+# --- real-world shape: vendor-shaped archive and the samples replay ------------
+# Statements per document, bytes per statement (exported and stored), dry run
+# and end to end on each; see BENCHMARKS.md, "Real-world shape".
+if want shape; then
+[ -f "$W/vendor1500.ndjson" ] || $B gen raw --shape vendor --count 1500 --seed 11 --out "$W/vendor1500.ndjson"
+SAMPLES=${SAMPLES:-../shared/samples}
+[ -f "$W/samples300.ndjson" ] || python3 benches/scale/samples_archive.py "$SAMPLES" "$W/samples300.ndjson" 300
+for a in vendor1500 samples300; do
+    H "shape_dry_$a" -p "$(warm $W/$a.ndjson)" "$B statements --archive $W/$a.ndjson --dry-run -q"
+    H "shape_e2e_$a" -p "rm -f $W/s.db*; $(warm $W/$a.ndjson)" \
+        "$B statements --archive $W/$a.ndjson --store $W/s.db -q"
+    echo "$a:"; $B export --store "$W/s.db" | python3 benches/scale/shape_stats.py "$W/s.db"
+    rm -f "$W"/s.db*; RSS "$a" $B statements --archive "$W/$a.ndjson" --store "$W/s.db" -q
+done
 fi
 ls -la "$W"/*.ndjson
