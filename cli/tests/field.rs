@@ -153,18 +153,20 @@ fn stop_mid_run(wd: &Workdir, args: &[&str]) {
 // Item 3: a checkpoint belongs to the options that chose the documents.
 crate::store_tests! {
     fn a_stopped_filtered_run_is_not_resumed_by_an_unfiltered_one(kind) {
+        // Large enough that a filtered run outlasts the polling of
+        // `runs` on a loaded machine, so the signal lands mid-run.
         let reference = Workdir::with(kind);
-        let a = archive(&reference, "600", "3");
+        let a = archive(&reference, "2000", "3");
         let expected = reference.statements(&["--archive", &a, "--batch-size", "5"]);
         let expected_store = reference.export();
 
         for filter in [
             vec!["--retrieved-since", "2024-06-01"],
-            vec!["--max-documents", "400"],
+            vec!["--max-documents", "1300"],
             vec!["--shard", "0/2"],
         ] {
             let wd = Workdir::with(kind);
-            let a = archive(&wd, "600", "3");
+            let a = archive(&wd, "2000", "3");
             let mut args = vec!["statements", "--archive", &a, "--batch-size", "5"];
             args.extend_from_slice(&filter);
             stop_mid_run(&wd, &args);

@@ -12,6 +12,7 @@
 //! layout: rerunning gives the same file either way. `VACUUM` then gives
 //! the old table's pages back to the file system.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -190,7 +191,25 @@ fn copy_chunk(
                 Some(Stored::Id(id)) => Value::Integer(id),
             })
         };
-        let (aliases, detail, action, metadata) = (text(4)?, text(7)?, text(8)?, text(12)?);
+        let (aliases, detail, action) = (text(4)?, text(7)?, text(8)?);
+        let metadata = match r.get::<_, Option<String>>(12)? {
+            None => None,
+            // As the writer stores it; a value that is not string pairs
+            // stays as it was (and reads as itself).
+            Some(json) => match serde_json::from_str::<BTreeMap<String, String>>(&json) {
+                Ok(map) => {
+                    let entries: Vec<(&str, &str)> =
+                        map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    texts.metadata(tx, &entries)?
+                }
+                Err(_) => Some(json),
+            },
+        };
+        let metadata = match texts.store(tx, metadata.as_deref())? {
+            None => rusqlite::types::Value::Null,
+            Some(Stored::Inline(s)) => rusqlite::types::Value::Text(s.to_owned()),
+            Some(Stored::Id(id)) => rusqlite::types::Value::Integer(id),
+        };
         write.execute(params![
             r.get::<_, i64>(0)?,
             r.get::<_, String>(1)?,

@@ -226,7 +226,7 @@ fn checkpoint_row(
 /// joined with their ledger entry `d`. `firstSeen` and `lastSeen` are the
 /// document's `retrievedAt`; `insertedAt` and `runId` are the ledger's.
 static STATEMENT_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    use super::texts::resolved;
+    use super::texts::{resolved, resolved_metadata};
     format!(
         "s.vulnerability_id, {}, s.product_key, s.purl,
         d.provider_id, s.status, s.justification, {}, {}, d.digest, d.format,
@@ -235,7 +235,7 @@ static STATEMENT_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new
         resolved("s.aliases"),
         resolved("s.detail"),
         resolved("s.action"),
-        resolved("s.metadata")
+        resolved_metadata("s.metadata")
     )
 });
 

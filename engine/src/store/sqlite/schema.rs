@@ -14,9 +14,10 @@ use crate::error::{Error, Result};
 /// user_version`. 2: `epss` times as integer microseconds, KEV nullable.
 /// 3: statements clustered by (doc, vulnerability, product key), with no
 /// rowid, so the spec's unique key is the table itself, not a second copy
-/// of every key in an index. 4: long texts (`detail`, `action`,
-/// `aliases`, `metadata`) stored once in `texts` and referenced by id (see
-/// `texts`); 2 and 3 are upgraded by `backfill migrate` (see `migrate`).
+/// of every key in an index. 4: repeated long texts (`detail`, `action`,
+/// `aliases`, metadata values and key lists) stored once in `texts` and
+/// referenced by id (see `texts`); 2 and 3 are upgraded by `backfill
+/// migrate` (see `migrate`).
 pub(super) const LAYOUT_VERSION: i64 = 4;
 
 /// Page cache, KiB. Bulk loads append, so what they revisit is the right
@@ -243,7 +244,7 @@ pub(super) const MIGRATES_FROM: [i64; 2] = [2, 3];
 /// The statements view's columns: the logical shape flattened, JSON
 /// fields as JSON text, times as ISO 8601 text.
 fn view_columns() -> String {
-    use super::texts::resolved;
+    use super::texts::{resolved, resolved_metadata};
     format!(
         "s.vulnerability_id, {} AS aliases, s.product_key, s.purl,
         d.provider_id, s.status, s.justification, {} AS detail, {} AS action,
@@ -253,7 +254,7 @@ fn view_columns() -> String {
         resolved("s.aliases"),
         resolved("s.detail"),
         resolved("s.action"),
-        resolved("s.metadata")
+        resolved_metadata("s.metadata")
     )
 }
 

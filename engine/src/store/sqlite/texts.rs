@@ -1,7 +1,8 @@
 //! Repeated long texts stored once (layout 4): a statement's `detail`,
-//! `action`, `aliases` or `metadata` of [`INTERN_MIN_BYTES`] or more that
-//! the writer has met before is a row of `texts`, and the statement holds
-//! its id.
+//! `action` or `aliases` of [`INTERN_MIN_BYTES`] or more that the writer
+//! has met before is a row of `texts`, and the statement holds its id; its
+//! `metadata` is stored as its key list's id and its values, each repeated
+//! one by id ([`Texts::metadata`]).
 //!
 //! Vendors repeat the same remediation text, description and notes over
 //! every product a document covers (a Red Hat VEX document can carry one
@@ -27,6 +28,10 @@ use rusqlite::{Connection, OptionalExtension};
 /// bytes, and a lookup.
 pub(super) const INTERN_MIN_BYTES: usize = 48;
 
+/// Metadata values shorter than this stay in the row (an id is a few
+/// digits of JSON).
+const VALUE_MIN_BYTES: usize = 16;
+
 /// Most hashes remembered (texts met once, and texts stored) before that
 /// memory is cleared: bounded memory on any input (about 24 bytes each).
 const MAX_REMEMBERED: usize = 4 << 20;
@@ -37,6 +42,25 @@ pub(super) fn resolved(col: &str) -> String {
     format!(
         "CASE typeof({col}) WHEN 'integer' THEN (SELECT body FROM texts WHERE id = {col}) \
          ELSE {col} END"
+    )
+}
+
+/// The SQL expression reading metadata column `col` (see
+/// [`Texts::metadata`]; the encoding itself, when repeated, is stored once
+/// like other texts) as its JSON object text, keys in order; a JSON
+/// object kept as it was (a value the migration could not read as string
+/// pairs) reads as itself.
+pub(super) fn resolved_metadata(col: &str) -> String {
+    let body = |id: &str| format!("(SELECT body FROM texts WHERE id = {id})");
+    // A repeated encoding is itself stored once.
+    let col = &resolved(col);
+    format!(
+        "CASE WHEN {col} IS NULL OR substr({col}, 1, 1) = '{{' THEN {col} \
+         ELSE (SELECT json_group_object(k.value, \
+         CASE v.type WHEN 'integer' THEN {} ELSE v.value END) \
+         FROM json_each({}) k JOIN json_each({col}) v ON v.key = k.key + 1) END",
+        body("v.value"),
+        body(&format!("json_extract({col}, '$[0]')"))
     )
 }
 
@@ -63,7 +87,7 @@ pub(super) struct Texts {
     seen: HashMap<i64, u64>,
     /// (xxh3, check) → id of stored texts.
     stored: HashMap<(i64, u64), i64>,
-    pending: Vec<((i64, u64), i64)>,
+    pending: HashMap<(i64, u64), i64>,
 }
 
 /// A statement's text column as bound: the text, or its id.
@@ -81,17 +105,25 @@ impl Texts {
         conn: &Connection,
         text: Option<&'a str>,
     ) -> rusqlite::Result<Option<Stored<'a>>> {
-        let Some(t) = text else { return Ok(None) };
-        if t.len() < INTERN_MIN_BYTES {
-            return Ok(Some(Stored::Inline(t)));
+        match text {
+            None => Ok(None),
+            Some(t) => self.store_from(conn, t, INTERN_MIN_BYTES).map(Some),
+        }
+    }
+
+    /// [`Texts::store`] of one text, interned from `min` bytes.
+    fn store_from<'a>(
+        &mut self,
+        conn: &Connection,
+        t: &'a str,
+        min: usize,
+    ) -> rusqlite::Result<Stored<'a>> {
+        if t.len() < min {
+            return Ok(Stored::Inline(t));
         }
         let h = hashes(t);
-        let key = (h.xxh3, h.check);
-        if let Some(&id) = self.stored.get(&key) {
-            return Ok(Some(Stored::Id(id)));
-        }
-        if let Some(&(_, id)) = self.pending.iter().rev().find(|(k, _)| *k == key) {
-            return Ok(Some(Stored::Id(id)));
+        if let Some(id) = self.known(h) {
+            return Ok(Stored::Id(id));
         }
         if self.seen.get(&h.xxh3) != Some(&h.check) {
             // The first time (here): inline, without asking the table (an
@@ -100,18 +132,74 @@ impl Texts {
                 self.seen.clear();
             }
             self.seen.insert(h.xxh3, h.check);
-            return Ok(Some(Stored::Inline(t)));
+            return Ok(Stored::Inline(t));
         }
-        let id = match find(conn, h.xxh3, t)? {
+        self.add(conn, h, t).map(Stored::Id)
+    }
+
+    /// The id of `text`, stored now if it is not yet (for texts known to
+    /// repeat, such as metadata key lists).
+    fn intern(&mut self, conn: &Connection, text: &str) -> rusqlite::Result<i64> {
+        let h = hashes(text);
+        match self.known(h) {
+            Some(id) => Ok(id),
+            None => self.add(conn, h, text),
+        }
+    }
+
+    /// The id of a text this writer knows is stored.
+    fn known(&self, h: Hashes) -> Option<i64> {
+        let key = (h.xxh3, h.check);
+        self.stored.get(&key).or_else(|| self.pending.get(&key)).copied()
+    }
+
+    /// Finds `text` in the table, or inserts it; pending until commit.
+    fn add(&mut self, conn: &Connection, h: Hashes, text: &str) -> rusqlite::Result<i64> {
+        let id = match find(conn, h.xxh3, text)? {
             Some(id) => id,
             None => {
                 conn.prepare_cached("INSERT INTO texts (hash, body) VALUES (?1, ?2)")?
-                    .execute(rusqlite::params![h.xxh3, t])?;
+                    .execute(rusqlite::params![h.xxh3, text])?;
                 conn.last_insert_rowid()
             }
         };
-        self.pending.push((key, id));
-        Ok(Some(Stored::Id(id)))
+        self.pending.insert((h.xxh3, h.check), id);
+        Ok(id)
+    }
+
+    /// A statement's metadata as stored: a JSON array whose first element
+    /// is the id of its key list (a JSON array of the keys, in order) and
+    /// the rest its values, each a string or the id of a repeated one. A
+    /// Red Hat statement's metadata repeats almost never as a whole, but
+    /// its key names and most of its values (platform, CPE, relationship)
+    /// do. `None` for no metadata.
+    pub(super) fn metadata(
+        &mut self,
+        conn: &Connection,
+        entries: &[(&str, &str)],
+    ) -> rusqlite::Result<Option<String>> {
+        use std::fmt::Write as _;
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let keys: Vec<&str> = entries.iter().map(|&(k, _)| k).collect();
+        let keys = serde_json::to_string(&keys).unwrap_or_default();
+        let mut out =
+            String::with_capacity(16 + entries.iter().map(|(_, v)| v.len() + 3).sum::<usize>());
+        let _ = write!(out, "[{}", self.intern(conn, &keys)?);
+        for &(_, v) in entries {
+            match self.store_from(conn, v, VALUE_MIN_BYTES)? {
+                Stored::Id(id) => {
+                    let _ = write!(out, ",{id}");
+                }
+                Stored::Inline(s) => {
+                    out.push(',');
+                    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+                }
+            }
+        }
+        out.push(']');
+        Ok(Some(out))
     }
 
     /// The transaction committed: what it stored is known.
@@ -119,7 +207,7 @@ impl Texts {
         if self.stored.len() + self.pending.len() > MAX_REMEMBERED {
             self.stored.clear();
         }
-        for (key, id) in self.pending.drain(..) {
+        for (key, id) in self.pending.drain() {
             self.seen.remove(&key.0);
             self.stored.insert(key, id);
         }
@@ -187,6 +275,44 @@ mod tests {
         assert_eq!(inline, "short");
         assert!(matches!(t.store(&c, Some("short")).unwrap(), Some(Stored::Inline("short"))));
         assert!(t.store(&c, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn metadata_is_its_key_list_and_values_and_reads_back_as_the_object() {
+        let c = conn();
+        let mut t = Texts::default();
+        let platform = "Red Hat Enterprise Linux AppStream 9";
+        let read = |stored: &str| -> String {
+            c.query_row(&format!("SELECT {}", resolved_metadata("?1")), [stored], |r| r.get(0))
+                .unwrap()
+        };
+        let mut rows = Vec::new();
+        for component in ["kernel-0:5.14.0-1.el9.x86_64", "kernel-0:5.14.0-2.el9.x86_64"] {
+            let entries = [
+                ("component", component),
+                ("platformName", platform),
+                ("quote", "a \"quoted\" \\ line\nand ünïcode"),
+                ("status", "fixed"),
+            ];
+            let stored = t.metadata(&c, &entries).unwrap().unwrap();
+            let object: serde_json::Value = serde_json::from_str(&read(&stored)).unwrap();
+            let expected: serde_json::Map<String, serde_json::Value> =
+                entries.iter().map(|&(k, v)| (k.to_owned(), v.into())).collect();
+            assert_eq!(object, serde_json::Value::Object(expected), "{stored}");
+            rows.push(stored);
+        }
+        // The second row refers to the repeated platform name by id.
+        assert!(rows[0].contains(platform) && !rows[1].contains(platform), "{rows:?}");
+        assert!(t.metadata(&c, &[]).unwrap().is_none());
+        // A repeated encoding is stored once, and reads the same by its id.
+        t.store(&c, Some(&rows[0])).unwrap();
+        let Some(Stored::Id(id)) = t.store(&c, Some(&rows[0])).unwrap() else { panic!("interned") };
+        let by_id: String = c
+            .query_row(&format!("SELECT {}", resolved_metadata("?1")), [id], |r| r.get(0))
+            .unwrap();
+        assert_eq!(by_id, read(&rows[0]));
+        // A JSON object (kept as it was by a migration) reads as itself.
+        assert_eq!(read("{\"a\":\"b\"}"), "{\"a\":\"b\"}");
     }
 
     #[test]

@@ -367,15 +367,16 @@ fn write_ledger_entries<'d>(
             // {}): most statements have none.
             let aliases = (!c.aliases.is_empty())
                 .then(|| serde_json::to_string(&c.aliases).unwrap_or_default());
-            let metadata = (!c.metadata.is_empty())
-                .then(|| serde_json::to_string(&c.metadata).unwrap_or_default());
             rows.push(StatementRow {
                 doc: id,
                 claim: c,
                 aliases: stored_owned(tx, texts, aliases)?,
                 detail: stored(tx, texts, c.detail.as_deref())?,
                 action: stored(tx, texts, c.action.as_deref())?,
-                metadata: stored_owned(tx, texts, metadata)?,
+                metadata: {
+                    let encoded = texts.metadata(tx, &c.metadata.iter().collect::<Vec<_>>())?;
+                    stored_owned(tx, texts, encoded)?
+                },
             });
         }
     }
