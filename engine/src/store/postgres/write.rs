@@ -5,7 +5,10 @@
 //! `INSERT … SELECT FROM unnest(…)`), the statements (binary `COPY` into
 //! a temporary staging table, then one `INSERT … SELECT … ON CONFLICT DO
 //! NOTHING` that also reads their signals from `epss`), the run's
-//! checkpoint and its record. A retry redoes the whole transaction.
+//! checkpoint and its record. An EPSS batch is one transaction too: its
+//! rows (binary `COPY` into a temporary staging table), one `INSERT …
+//! SELECT … ON CONFLICT DO UPDATE … WHERE <changed>` and the checkpoint.
+//! A retry redoes the whole transaction.
 
 use std::collections::HashSet;
 
@@ -151,22 +154,15 @@ impl PostgresStore {
         // In key order, so that concurrent syncs lock rows in one order.
         let mut sorted: Vec<&EpssRow> = rows.iter().collect();
         sorted.sort_unstable_by(|a, b| a.cve.as_str().cmp(b.cve.as_str()));
-        let cve: Vec<&str> = sorted.iter().map(|r| r.cve.as_str()).collect();
-        let key: Vec<i64> = sorted.iter().map(|r| r.cve.key()).collect();
-        let score: Vec<f64> = sorted.iter().map(|r| r.epss_score).collect();
-        let percentile: Vec<Option<f64>> = sorted.iter().map(|r| r.percentile).collect();
-        let kev: Vec<Option<bool>> = sorted.iter().map(|r| r.is_known_exploit).collect();
-        let model: Vec<Option<&str>> = sorted.iter().map(|r| r.model_version.as_deref()).collect();
-        let date: Vec<Option<&str>> = sorted.iter().map(|r| r.score_date.as_deref()).collect();
         let saved_at = format_timestamp(now);
         self.conn.run("write epss batch", |c| {
             let mut tx = c.transaction()?;
             let changed = if rows.is_empty() {
                 0
             } else {
-                let params: [&(dyn ToSql + Sync); 8] =
-                    [&cve, &key, &score, &percentile, &kev, &model, &date, &now];
-                tx.execute(EPSS_UPSERT, &params)?
+                tx.batch_execute(EPSS_STAGING)?;
+                copy_epss(&mut tx, &sorted)?;
+                tx.execute(EPSS_UPSERT, &[&now])?
             };
             if let Some(cp) = checkpoint {
                 save_checkpoint(&mut tx, cp, &saved_at)?;
@@ -384,6 +380,40 @@ fn write_ledger(
     Ok(written)
 }
 
+/// The session's staging table for EPSS rows (binary `COPY` target of a
+/// batch); its rows go at commit.
+const EPSS_STAGING: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS backfill_epss_staging (
+        cve text COLLATE \"C\", cve_key bigint, epss_score double precision,
+        percentile double precision, is_known_exploit boolean, model_version text,
+        score_date text) ON COMMIT DELETE ROWS";
+
+/// Copies `rows` into the EPSS staging table, in binary.
+fn copy_epss(
+    tx: &mut Transaction<'_>,
+    rows: &[&EpssRow],
+) -> std::result::Result<(), postgres::Error> {
+    let sink = tx.copy_in(
+        "COPY pg_temp.backfill_epss_staging (cve, cve_key, epss_score, percentile,
+            is_known_exploit, model_version, score_date) FROM STDIN (FORMAT binary)",
+    )?;
+    let types =
+        [Type::TEXT, Type::INT8, Type::FLOAT8, Type::FLOAT8, Type::BOOL, Type::TEXT, Type::TEXT];
+    let mut w = BinaryCopyInWriter::new(sink, &types);
+    for r in rows {
+        w.write(&[
+            &r.cve.as_str(),
+            &r.cve.key(),
+            &r.epss_score,
+            &r.percentile,
+            &r.is_known_exploit,
+            &r.model_version.as_deref(),
+            &r.score_date.as_deref(),
+        ])?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
 /// The EPSS upsert, GitLab's rule made per field as in every store (see
 /// [`crate::model::epss_changed`]): a value the row does not carry (NULL)
 /// keeps the stored one and is no change, and a row whose values are all
@@ -391,8 +421,7 @@ fn write_ledger(
 /// count of affected rows is the count of upserted ones.
 const EPSS_UPSERT: &str = "INSERT INTO vex.epss AS o (cve, cve_key, epss_score, percentile,
         is_known_exploit, model_version, score_date, created_at, updated_at)
-    SELECT r.*, $8, $8 FROM unnest($1::text[], $2::int8[], $3::float8[], $4::float8[],
-        $5::bool[], $6::text[], $7::text[]) AS r
+    SELECT r.*, $1, $1 FROM pg_temp.backfill_epss_staging r ORDER BY r.cve
     ON CONFLICT (cve) DO UPDATE SET
         epss_score = excluded.epss_score,
         percentile = coalesce(excluded.percentile, o.percentile),
