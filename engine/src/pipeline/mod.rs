@@ -245,7 +245,12 @@ fn execute(
     let source = checkpoint_source(cfg, &archives);
     // Resume after an unfinished run over the same inputs: skip what it
     // already evaluated, so its counters and ours add up.
-    let resume = resume_point(store.run_log(), &source, cfg.content)?;
+    let mut resume = resume_point(store.run_log(), &source, cfg.content)?;
+    if let (Some(after), Some(_), Some(first)) = (&mut resume, cfg.content, entries.first()) {
+        // The same bytes spooled again: one file, at a new temporary path,
+        // which must not reorder it against the checkpoint's position.
+        after.path = archives.position(first).path;
+    }
     if let Some(after) = &resume {
         let done = entries.partition_point(|e| archives.position(e) <= *after);
         tracing::info!(
