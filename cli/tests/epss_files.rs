@@ -482,4 +482,48 @@ crate::store_tests! {
         let stored = rows(&wd);
         assert!(short.keys().all(|c| stored[c]["epssScore"] == 0.999));
     }
+
+    /// Two syncs of the same rows (two copies of one file) into one store
+    /// at once: the store holds each row once, with its value, and every
+    /// row is counted as upserted by exactly one of them (the other finds
+    /// it unchanged), whichever commits first. On PostgreSQL, where a sync
+    /// copies rows it believes new straight into the table, this is the
+    /// case where the other sync added them meanwhile.
+    fn concurrent_syncs_of_one_file_store_each_row_once(kind) {
+        let wd = Workdir::with(kind);
+        let mut scores = BTreeMap::new();
+        // Ids of 4 and 5 digits, so that CVE order and key order differ.
+        for i in 0..30_000u32 {
+            scores.insert(format!("CVE-2023-{:04}", i * 3), (i * 7) % 1000);
+        }
+        let (a, b) = (wd.path("a/epss_scores-2026-10-01.csv"), wd.path("b/epss_scores-2026-10-01.csv"));
+        for p in [&a, &b] {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            replace(p, &first_csv(1, &scores), 1);
+        }
+        let children: Vec<_> = [&a, &b]
+            .iter()
+            .map(|p| {
+                wd.command(&["epss", "--csv", p.to_str().unwrap(), "--batch-size", "300"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut upserted = 0;
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            let s = Sync::parse(&out.stdout);
+            assert_eq!((s.rows, s.rejected), (30_000, 0));
+            upserted += s.upserted;
+        }
+        assert_eq!(upserted, 30_000, "each row upserted by one sync");
+        let stored = rows(&wd);
+        assert_eq!(stored.len(), scores.len());
+        for (cve, score) in &scores {
+            assert_eq!(stored[cve]["epssScore"].as_f64(), Some(f64::from(*score) / 1000.0), "{cve}");
+        }
+    }
 }

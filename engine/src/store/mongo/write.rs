@@ -177,14 +177,34 @@ impl MongoStore {
                 }
             }
         }
-        for i in self.write(&self.epss, "write epss", &inserts)? {
-            // Inserted meanwhile (a retried write, another writer): set the
-            // values instead.
-            let r = inserted_rows[i];
-            updates.push(Op::Update {
-                filter: doc! { "cve": r.cve.as_str() },
-                update: doc! { "$set": epss_set(r, &now) },
-            });
+        let there: Vec<EpssRow> = self
+            .write(&self.epss, "write epss", &inserts)?
+            .into_iter()
+            .map(|i| inserted_rows[i].clone())
+            .collect();
+        if !there.is_empty() {
+            // Inserted meanwhile: by this very write, retried after a lost
+            // acknowledgement (the stored row carries this batch's time),
+            // or by another writer, whose row is then judged like any
+            // stored one, so that each change is counted by one writer.
+            let stored = self.stored_epss(&there)?;
+            for r in &there {
+                let old = stored.get(r.cve.as_str());
+                if old.is_some_and(|d| d.get_str("createdAt") == Ok(now.as_str())) {
+                    continue;
+                }
+                match epss_change(r, old, &now) {
+                    None => {
+                        counts.upserted -= 1;
+                        counts.unchanged += 1;
+                    }
+                    Some(Op::Insert(_)) => updates.push(Op::Update {
+                        filter: doc! { "cve": r.cve.as_str() },
+                        update: doc! { "$set": epss_set(r, &now) },
+                    }),
+                    Some(op) => updates.push(op),
+                }
+            }
         }
         self.write(&self.epss, "write epss", &updates)?;
         // Only now, with the rows acknowledged, does the checkpoint move.

@@ -55,6 +55,19 @@ pub struct PostgresStore {
     /// Read signals from `epss` when writing statements (false when a run
     /// starts with no EPSS rows at all, as SQLite decides it).
     enrich_on_write: bool,
+    /// What this sync knows of the CVE keys in `vex.epss` (see
+    /// `write::upsert_epss`).
+    epss_keys: EpssKeys,
+}
+
+/// The CVE keys stored in `vex.epss`, as one sync knows them.
+enum EpssKeys {
+    /// Not read yet: read at the sync's first batch.
+    Unread,
+    /// Those read then, with the ones its own commits added.
+    Known(roaring::RoaringTreemap),
+    /// Another writer adds rows too: every row is merged.
+    Shared,
 }
 
 impl PostgresStore {
@@ -66,7 +79,7 @@ impl PostgresStore {
         let mut conn = Connection::open(uri)?;
         let statements = schema::statements_table(&opts.statements_collection);
         schema::prepare(&mut conn, &statements, opts.create)?;
-        Ok(PostgresStore { conn, statements, enrich_on_write: true })
+        Ok(PostgresStore { conn, statements, enrich_on_write: true, epss_keys: EpssKeys::Unread })
     }
 
     /// Creates database `name` on the server of `server_uri` (for tests

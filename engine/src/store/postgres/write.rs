@@ -3,22 +3,25 @@
 //!
 //! A statements batch is one transaction: the ledger entries (one
 //! `INSERT … SELECT FROM unnest(…)`), the statements (binary `COPY` into
-//! a temporary staging table, then one `INSERT … SELECT … ON CONFLICT DO
-//! NOTHING` that also reads their signals from `epss`), the run's
-//! checkpoint and its record. An EPSS batch is one transaction too: its
-//! rows (binary `COPY` into a temporary staging table), one `INSERT …
-//! SELECT … ON CONFLICT DO UPDATE … WHERE <changed>` and the checkpoint.
-//! A retry redoes the whole transaction.
+//! a temporary staging table, then one `INSERT … SELECT` that also reads
+//! their signals from `epss`), the run's checkpoint and its record. An
+//! EPSS batch is one transaction too: the rows new to the table by binary
+//! `COPY` straight into it, the others by `COPY` into a temporary staging
+//! table and one `INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE
+//! <changed>`, and the checkpoint. A retry redoes the whole transaction.
 
 use std::collections::HashSet;
 
 use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::{GenericClient, Transaction};
+use roaring::RoaringTreemap;
 use serde_json::Value as Json;
 
 use super::text::{store, store_json, store_opt};
-use super::PostgresStore;
+use super::{EpssKeys, PostgresStore};
 use crate::error::Result;
 use crate::parse::DocumentWrite;
 use crate::store::{
@@ -112,7 +115,7 @@ impl PostgresStore {
             };
             tx.batch_execute(&staging)?;
             copy_statements(&mut tx, docs, &ledger.digest, &written)?;
-            tx.execute(&insert, &[])?;
+            insert_statements(&mut tx, &insert)?;
             if let Some(cp) = ctx.checkpoint {
                 save_checkpoint(&mut tx, cp, &inserted_at)?;
             }
@@ -125,7 +128,8 @@ impl PostgresStore {
     }
 
     /// The insert from the staging table into the statements table, with
-    /// signals from `epss` unless the run started with none.
+    /// signals from `epss` unless the run started with none; without its
+    /// conflict clause (see [`insert_statements`]).
     fn statement_insert_sql(&self) -> String {
         let columns: Vec<&str> = STAGING.iter().map(|(c, _)| *c).collect();
         let (signals, join) = if self.enrich_on_write {
@@ -135,8 +139,7 @@ impl PostgresStore {
         };
         format!(
             "INSERT INTO {s} ({cols}, kev, epss)
-             SELECT {tcols}, {signals} FROM pg_temp.backfill_staging t {join}
-             ON CONFLICT DO NOTHING",
+             SELECT {tcols}, {signals} FROM pg_temp.backfill_staging t {join}",
             s = self.statements,
             cols = columns.join(", "),
             tcols = columns.iter().map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", "),
@@ -151,24 +154,49 @@ impl PostgresStore {
         checkpoint: Option<&Checkpoint>,
         now: i64,
     ) -> Result<UpsertCounts> {
+        if matches!(self.epss_keys, EpssKeys::Unread) && !rows.is_empty() {
+            self.epss_keys = EpssKeys::Known(self.stored_epss_keys()?);
+        }
         // In key order, so that concurrent syncs lock rows in one order.
         let mut sorted: Vec<&EpssRow> = rows.iter().collect();
         sorted.sort_unstable_by(|a, b| a.cve.as_str().cmp(b.cve.as_str()));
         let saved_at = format_timestamp(now);
-        self.conn.run("write epss batch", |c| {
+        let keys = match &self.epss_keys {
+            EpssKeys::Known(keys) => Some(keys),
+            _ => None,
+        };
+        let (changed, shared) = self.conn.run("write epss batch", |c| {
             let mut tx = c.transaction()?;
             let changed = if rows.is_empty() {
-                0
+                (0, false)
             } else {
-                tx.batch_execute(EPSS_STAGING)?;
-                copy_epss(&mut tx, &sorted)?;
-                tx.execute(EPSS_UPSERT, &[&now])?
+                upsert_epss(&mut tx, &sorted, keys, now)?
             };
             if let Some(cp) = checkpoint {
                 save_checkpoint(&mut tx, cp, &saved_at)?;
             }
             tx.commit()?;
-            Ok(UpsertCounts { upserted: changed, unchanged: rows.len() as u64 - changed })
+            Ok(changed)
+        })?;
+        match &mut self.epss_keys {
+            // Another writer is adding rows: merge from now on.
+            _ if shared => self.epss_keys = EpssKeys::Shared,
+            EpssKeys::Known(keys) => keys.extend(rows.iter().map(|r| r.cve.key() as u64)),
+            _ => {}
+        }
+        Ok(UpsertCounts { upserted: changed, unchanged: rows.len() as u64 - changed })
+    }
+
+    /// The CVE keys of every row in `vex.epss`, streamed.
+    fn stored_epss_keys(&mut self) -> Result<RoaringTreemap> {
+        self.conn.run("read the stored CVE keys", |c| {
+            let mut keys = RoaringTreemap::new();
+            let mut rows =
+                c.query_raw("SELECT cve_key FROM vex.epss", std::iter::empty::<i64>())?;
+            while let Some(row) = rows.next()? {
+                keys.insert(row.get::<_, i64>(0) as u64);
+            }
+            Ok(keys)
         })
     }
 
@@ -246,6 +274,26 @@ impl PostgresStore {
                 AND (u.kev IS DISTINCT FROM v.kev OR u.epss IS DISTINCT FROM v.epss)"
         );
         self.conn.run("enrich statements", |c| c.execute(&sql, &[]))
+    }
+}
+
+/// Runs the statements insert. Its rows belong to documents whose ledger
+/// entries this transaction has just written, so none is stored yet: a
+/// plain insert, without the arbiter check and speculative insertion of
+/// `ON CONFLICT DO NOTHING`, which is kept for the case where a row is
+/// there after all (then, back at the savepoint, it is run with it).
+fn insert_statements(
+    tx: &mut Transaction<'_>,
+    insert: &str,
+) -> std::result::Result<(), postgres::Error> {
+    let mut sp = tx.transaction()?;
+    match sp.execute(insert, &[]) {
+        Ok(_) => sp.commit(),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            drop(sp);
+            tx.execute(&format!("{insert} ON CONFLICT DO NOTHING"), &[]).map(drop)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -378,6 +426,94 @@ fn write_ledger(
         written.extend(ours.iter().map(|r| r.get::<_, String>(0)));
     }
     Ok(written)
+}
+
+/// Upserts a batch (sorted by CVE) by the change rule; returns how many
+/// rows changed, and whether another writer was found adding rows. The
+/// merge insert (`ON CONFLICT … DO UPDATE`) costs about twice a plain
+/// insert per row (the arbiter check and the speculative insertion), yet on
+/// a first load nearly every row is new. So the rows whose keys are not in
+/// `stored` (the keys in `vex.epss` as this sync knows them; `None`: merge
+/// every row) are copied straight into the table and only the others
+/// merged. A row another writer added meanwhile makes the copy fail on the
+/// unique key: then, back at the savepoint, the whole batch is merged,
+/// which is always right.
+fn upsert_epss(
+    tx: &mut Transaction<'_>,
+    rows: &[&EpssRow],
+    stored: Option<&RoaringTreemap>,
+    now: i64,
+) -> std::result::Result<(u64, bool), postgres::Error> {
+    let Some(stored) = stored else {
+        return Ok((merge_epss(tx, rows, now)?, false));
+    };
+    let (fresh, known): (Vec<&EpssRow>, Vec<&EpssRow>) =
+        rows.iter().partition(|r| !stored.contains(r.cve.key() as u64));
+    if !fresh.is_empty() {
+        let mut sp = tx.transaction()?;
+        match copy_epss_into_table(&mut sp, &fresh, now) {
+            Ok(()) => sp.commit()?,
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                drop(sp);
+                tracing::debug!("EPSS rows were added by another writer meanwhile; merging");
+                return Ok((merge_epss(tx, rows, now)?, true));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let merged = if known.is_empty() { 0 } else { merge_epss(tx, &known, now)? };
+    Ok((fresh.len() as u64 + merged, false))
+}
+
+/// The merge insert of `rows` through the staging table.
+fn merge_epss(
+    tx: &mut Transaction<'_>,
+    rows: &[&EpssRow],
+    now: i64,
+) -> std::result::Result<u64, postgres::Error> {
+    tx.batch_execute(EPSS_STAGING)?;
+    copy_epss(tx, rows)?;
+    tx.execute(EPSS_UPSERT, &[&now])
+}
+
+/// Copies new rows straight into `vex.epss`, as the merge insert would
+/// insert them.
+fn copy_epss_into_table(
+    tx: &mut Transaction<'_>,
+    rows: &[&EpssRow],
+    now: i64,
+) -> std::result::Result<(), postgres::Error> {
+    let sink = tx.copy_in(
+        "COPY vex.epss (cve, cve_key, epss_score, percentile, is_known_exploit, model_version,
+            score_date, created_at, updated_at) FROM STDIN (FORMAT binary)",
+    )?;
+    let types = [
+        Type::TEXT,
+        Type::INT8,
+        Type::FLOAT8,
+        Type::FLOAT8,
+        Type::BOOL,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+    ];
+    let mut w = BinaryCopyInWriter::new(sink, &types);
+    for r in rows {
+        w.write(&[
+            &r.cve.as_str(),
+            &r.cve.key(),
+            &r.epss_score,
+            &r.percentile,
+            &r.is_known_exploit,
+            &r.model_version.as_deref(),
+            &r.score_date.as_deref(),
+            &now,
+            &now,
+        ])?;
+    }
+    w.finish()?;
+    Ok(())
 }
 
 /// The session's staging table for EPSS rows (binary `COPY` target of a
